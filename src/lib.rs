@@ -1,6 +1,46 @@
 //! dkim-setup: sets up DKIM signing for Postfix with OpenDKIM, and keeps it healthy.
 //!
 //! The crate is a library with a thin binary (`src/main.rs`). A run computes a
-//! [`plan::Plan`] first, without touching the machine, then shows or applies it.
+//! [`plan::Plan`] first, without touching the machine, then shows or applies it
+//! ([`apply`]). Every path goes through [`system::Root`], every process through
+//! [`system::runner::Runner`].
 
+pub mod apply;
+pub mod cli;
+pub mod distro;
+pub mod dns;
 pub mod edit;
+pub mod error;
+pub mod keys;
+pub mod plan;
+pub mod services;
+pub mod setup;
+pub mod system;
+pub mod validate;
+pub mod wizard;
+
+use anyhow::Result;
+use cli::{Cli, Command};
+
+/// Run a parsed command line; returns the exit code for success paths.
+pub fn run(cli: Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Wizard(args) => wizard::run(&cli.global, args),
+        Command::Dns(args) => {
+            let root = system::Root::new(cli.global.root.clone().unwrap_or_else(|| "/".into()));
+            let distro = distro::detect(&root)?;
+            let mut only = Vec::new();
+            for d in &args.domains {
+                only.push(validate::domain(d)?);
+            }
+            let records = dns::configured_records(&root, distro.profile().opendkim_conf, &only)?;
+            let format = if cli.global.json {
+                dns::Format::Json
+            } else {
+                args.format
+            };
+            print!("{}", dns::render(&records, format));
+            Ok(0)
+        }
+    }
+}

@@ -1,1 +1,499 @@
-//! (being written)
+//! Reads and edits Postfix `main.cf` the way `postconf -e` does, as pure text.
+//!
+//! A parameter is a logical line: it starts at column 0 with `name = value`, and
+//! every following line that starts with whitespace continues it. As Postfix's
+//! own reader does (postconf(5): "Blank lines and comments are ignored"), blank
+//! lines and lines whose first non-blank character is `#` are skipped *without*
+//! ending the logical line: an indented line after a comment still continues the
+//! parameter above the comment. The last definition wins, and Postfix only warns
+//! about the earlier ones, so `set` replaces the first definition in place and
+//! comments out the others instead of appending a duplicate (platform note P6).
+//! Comment and blank lines inside a replaced definition stay where they are.
+//!
+//! Milter lists get their own merge (field cases B10, B11): the OpenDKIM address
+//! is added once, ahead of an OpenDMARC milter or else at the front, and every
+//! other entry (rspamd, clamav, `$name` indirections, `{ ... }` groups) is kept
+//! in its order. A list that already holds our address is returned unchanged, so
+//! a second run leaves `main.cf` byte-identical.
+
+/// Value of the last definition of `name`, continuation lines joined with single
+/// spaces, trimmed.
+pub fn get(text: &str, name: &str) -> Option<String> {
+    let lines = split_lines(text);
+    let defs = logical_lines(&lines);
+    let def = defs.iter().rev().find(|d| d.name == Some(name))?;
+    Some(joined_value(&lines, def))
+}
+
+/// Sets `name = value` like `postconf -e` (see the module notes); text that already
+/// has exactly one definition with this value comes back byte-identical.
+pub fn set(text: &str, name: &str, value: &str) -> String {
+    let value = value.trim();
+    let lines = split_lines(text);
+    let defs = logical_lines(&lines);
+    let ours: Vec<&Definition> = defs.iter().filter(|d| d.name == Some(name)).collect();
+    let Some(first) = ours.first() else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&format!("{name} = {value}\n"));
+        return out;
+    };
+    if ours.len() == 1 && normalise(&joined_value(&lines, first)) == normalise(value) {
+        return text.to_string();
+    }
+    let mut bodies: Vec<Option<String>> = lines.iter().map(|l| Some(l.body.to_string())).collect();
+    bodies[first.start] = Some(format!("{name} = {value}"));
+    for &line in &first.continuations {
+        bodies[line] = None;
+    }
+    for def in &ours[1..] {
+        for line in std::iter::once(def.start).chain(def.continuations.iter().copied()) {
+            if let Some(body) = bodies[line].as_mut() {
+                body.insert(0, '#');
+            }
+        }
+    }
+    let mut out = String::with_capacity(text.len() + value.len());
+    for (line, body) in lines.iter().zip(bodies) {
+        if let Some(body) = body {
+            out.push_str(&body);
+            out.push_str(line.eol);
+        }
+    }
+    out
+}
+
+/// The new milter list value with `ours` merged into `current` (see the module notes).
+pub fn merge_milters(current: Option<&str>, ours: &str) -> String {
+    let ours = ours.trim();
+    let Some(current) = current.filter(|c| !c.trim().is_empty()) else {
+        return ours.to_string();
+    };
+    let mut entries = split_list(current);
+    if entries.iter().any(|e| milter_address(e) == ours) {
+        return current.to_string();
+    }
+    let at = entries.iter().position(|e| is_opendmarc(e)).unwrap_or(0);
+    entries.insert(at, ours.to_string());
+    entries.join(", ")
+}
+
+/// The new value of milter list `name` in `text`: [`merge_milters`] on its current
+/// value, except that a list which already reaches `ours` through `$name`
+/// references (`non_smtpd_milters = $smtpd_milters`) is returned unchanged.
+pub fn merged_milter_value(text: &str, name: &str, ours: &str) -> String {
+    let current = get(text, name);
+    if let Some(current) = &current
+        && effective_milters(text, name)
+            .iter()
+            .any(|a| a == ours.trim())
+    {
+        return current.clone();
+    }
+    merge_milters(current.as_deref(), ours)
+}
+
+/// Splits a milter list at commas and whitespace; a `{ ... }` group, `$name` and
+/// `${name}` are single entries.
+pub fn split_list(value: &str) -> Vec<String> {
+    let mut entries = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0 && (c == ',' || c.is_whitespace()) {
+            if !current.is_empty() {
+                entries.push(std::mem::take(&mut current));
+            }
+        } else {
+            current.push(c);
+        }
+    }
+    if !current.is_empty() {
+        entries.push(current);
+    }
+    entries
+}
+
+/// The milter address of a list entry: the entry itself, or the first item of a
+/// `{ address, option=value, ... }` group.
+pub fn milter_address(entry: &str) -> String {
+    let entry = entry.trim();
+    match entry.strip_prefix('{').and_then(|e| e.strip_suffix('}')) {
+        Some(inner) => split_list(inner).into_iter().next().unwrap_or_default(),
+        None => entry.to_string(),
+    }
+}
+
+/// True for an entry that looks like OpenDMARC: "opendmarc" in it, or port 8893.
+pub fn is_opendmarc(entry: &str) -> bool {
+    let address = milter_address(entry);
+    address.to_ascii_lowercase().contains("opendmarc") || address.ends_with(":8893")
+}
+
+/// The milter addresses `name` ends up with, following `$name` and `${name}`
+/// references through `text` (a parameter that is not defined counts as empty,
+/// which is the Postfix default of every milter list).
+pub fn effective_milters(text: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut visiting = vec![name.to_string()];
+    expand_into(text, name, &mut visiting, &mut out);
+    out
+}
+
+fn expand_into(text: &str, name: &str, visiting: &mut Vec<String>, out: &mut Vec<String>) {
+    let Some(value) = get(text, name) else {
+        return;
+    };
+    for entry in split_list(&value) {
+        match reference(&entry) {
+            Some(inner) if !visiting.iter().any(|v| v == inner) => {
+                visiting.push(inner.to_string());
+                expand_into(text, inner, visiting, out);
+                visiting.pop();
+            }
+            Some(_) => {}
+            None => out.push(milter_address(&entry)),
+        }
+    }
+}
+
+/// The parameter name of a plain `$name` or `${name}` / `$(name)` entry.
+fn reference(entry: &str) -> Option<&str> {
+    let rest = entry.strip_prefix('$')?;
+    let inner = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')))
+        .unwrap_or(rest);
+    let plain = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    plain.then_some(inner)
+}
+
+fn normalise(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+struct Line<'a> {
+    body: &'a str,
+    eol: &'a str,
+}
+
+fn split_lines(text: &str) -> Vec<Line<'_>> {
+    text.split_inclusive('\n')
+        .map(|piece| {
+            let body = piece
+                .strip_suffix("\r\n")
+                .or_else(|| piece.strip_suffix('\n'))
+                .unwrap_or(piece);
+            Line {
+                body,
+                eol: &piece[body.len()..],
+            }
+        })
+        .collect()
+}
+
+/// One logical line: its first line and its continuation lines (comments and
+/// blank lines in between are not part of it).
+struct Definition<'a> {
+    /// The parameter name, or None for a line without `=`.
+    name: Option<&'a str>,
+    start: usize,
+    continuations: Vec<usize>,
+}
+
+fn is_ignored(body: &str) -> bool {
+    let trimmed = body.trim_start();
+    trimmed.is_empty() || trimmed.starts_with('#')
+}
+
+fn logical_lines<'a>(lines: &[Line<'a>]) -> Vec<Definition<'a>> {
+    let mut defs: Vec<Definition<'a>> = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if is_ignored(line.body) {
+            continue;
+        }
+        if line.body.starts_with([' ', '\t']) {
+            // A continuation before any logical line belongs to nothing.
+            if let Some(def) = defs.last_mut() {
+                def.continuations.push(index);
+            }
+            continue;
+        }
+        let name = line.body.split_once('=').map(|(n, _)| n.trim());
+        defs.push(Definition {
+            name,
+            start: index,
+            continuations: Vec::new(),
+        });
+    }
+    defs
+}
+
+fn joined_value(lines: &[Line<'_>], def: &Definition<'_>) -> String {
+    let first = lines[def.start].body.split_once('=').map_or("", |(_, v)| v);
+    std::iter::once(first)
+        .chain(def.continuations.iter().map(|&i| lines[i].body))
+        .map(str::trim)
+        .filter(|piece| !piece.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEBIAN: &str = include_str!("../../tests/fixtures/edits/main_cf_debian12/before.cf");
+    const DEBIAN_AFTER: &str = include_str!("../../tests/fixtures/edits/main_cf_debian12/after.cf");
+    const DMARC: &str = include_str!("../../tests/fixtures/edits/main_cf_dmarc_clamav/before.cf");
+    const DMARC_AFTER: &str =
+        include_str!("../../tests/fixtures/edits/main_cf_dmarc_clamav/after.cf");
+
+    const OURS: &str = "inet:127.0.0.1:8891";
+
+    /// What the wizard does to main.cf: the two milter settings and both lists.
+    fn wire(text: &str) -> String {
+        let text = set(text, "milter_default_action", "accept");
+        let text = set(&text, "milter_protocol", "6");
+        let smtpd = merged_milter_value(&text, "smtpd_milters", OURS);
+        let text = set(&text, "smtpd_milters", &smtpd);
+        let non_smtpd = match get(&text, "non_smtpd_milters") {
+            None => "$smtpd_milters".to_string(),
+            Some(_) => merged_milter_value(&text, "non_smtpd_milters", OURS),
+        };
+        set(&text, "non_smtpd_milters", &non_smtpd)
+    }
+
+    #[test]
+    fn debian_default_fixture() {
+        let once = wire(DEBIAN);
+        assert_eq!(once, DEBIAN_AFTER);
+        assert_eq!(wire(&once), once, "second pass must change nothing");
+        assert_eq!(get(&once, "smtpd_milters").as_deref(), Some(OURS));
+        assert_eq!(
+            get(&once, "non_smtpd_milters").as_deref(),
+            Some("$smtpd_milters")
+        );
+        assert_eq!(
+            effective_milters(&once, "non_smtpd_milters"),
+            vec![OURS.to_string()]
+        );
+    }
+
+    #[test]
+    fn dmarc_and_clamav_fixture_with_continuation_lines() {
+        assert_eq!(
+            get(DMARC, "smtpd_milters").as_deref(),
+            Some("inet:127.0.0.1:8893, unix:clamav/clamav-milter.ctl")
+        );
+        let once = wire(DMARC);
+        assert_eq!(once, DMARC_AFTER);
+        assert_eq!(wire(&once), once, "second pass must change nothing");
+        assert_eq!(
+            split_list(&get(&once, "smtpd_milters").unwrap()),
+            vec![OURS, "inet:127.0.0.1:8893", "unix:clamav/clamav-milter.ctl"]
+        );
+        assert_eq!(once.matches(":8891").count(), 2);
+    }
+
+    #[test]
+    fn merge_puts_opendkim_before_opendmarc() {
+        assert_eq!(
+            merge_milters(Some("inet:127.0.0.1:8893"), OURS),
+            "inet:127.0.0.1:8891, inet:127.0.0.1:8893"
+        );
+        assert_eq!(
+            merge_milters(
+                Some("inet:localhost:11332 unix:opendmarc/opendmarc.sock"),
+                OURS
+            ),
+            "inet:localhost:11332, inet:127.0.0.1:8891, unix:opendmarc/opendmarc.sock"
+        );
+        assert_eq!(
+            merge_milters(Some("$dkim_milter,inet:[::1]:8893"), OURS),
+            "$dkim_milter, inet:127.0.0.1:8891, inet:[::1]:8893"
+        );
+    }
+
+    #[test]
+    fn merge_puts_opendkim_first_without_opendmarc() {
+        assert_eq!(
+            merge_milters(Some("inet:localhost:11332"), OURS),
+            "inet:127.0.0.1:8891, inet:localhost:11332"
+        );
+        assert_eq!(
+            merge_milters(Some("unix:clamav/clamav-milter.ctl"), OURS),
+            "inet:127.0.0.1:8891, unix:clamav/clamav-milter.ctl"
+        );
+        assert_eq!(
+            merge_milters(Some("$smtpd_milters"), OURS),
+            "inet:127.0.0.1:8891, $smtpd_milters"
+        );
+    }
+
+    #[test]
+    fn merge_of_empty_is_ours() {
+        assert_eq!(merge_milters(None, OURS), OURS);
+        assert_eq!(merge_milters(Some("  "), OURS), OURS);
+    }
+
+    #[test]
+    fn merge_is_a_no_op_when_already_present() {
+        for current in [
+            "inet:127.0.0.1:8891",
+            "inet:127.0.0.1:8891,inet:127.0.0.1:8893",
+            "inet:localhost:11332   inet:127.0.0.1:8891",
+            "{ inet:127.0.0.1:8891, connect_timeout=10s, default_action=accept }, $x",
+        ] {
+            assert_eq!(merge_milters(Some(current), OURS), current);
+        }
+        let once = merge_milters(Some("inet:127.0.0.1:8893"), OURS);
+        assert_eq!(merge_milters(Some(&once), OURS), once);
+    }
+
+    #[test]
+    fn merge_keeps_groups_whole() {
+        let current = "{ inet:127.0.0.1:8893, default_action = tempfail }";
+        assert_eq!(
+            merge_milters(Some(current), OURS),
+            "inet:127.0.0.1:8891, { inet:127.0.0.1:8893, default_action = tempfail }"
+        );
+    }
+
+    #[test]
+    fn split_list_handles_separators_groups_and_references() {
+        assert_eq!(
+            split_list(" a, b  c,,\n\td ${x}, $y { e, f=1 },{g}"),
+            vec!["a", "b", "c", "d", "${x}", "$y", "{ e, f=1 }", "{g}"]
+        );
+        assert!(split_list("").is_empty());
+        assert!(split_list(" , ").is_empty());
+    }
+
+    #[test]
+    fn milter_address_and_opendmarc_detection() {
+        assert_eq!(
+            milter_address("{ inet:h:1, connect_timeout=10s }"),
+            "inet:h:1"
+        );
+        assert_eq!(milter_address("unix:x"), "unix:x");
+        assert!(is_opendmarc("unix:/run/OpenDMARC/opendmarc.sock"));
+        assert!(is_opendmarc("{ inet:127.0.0.1:8893 }"));
+        assert!(!is_opendmarc("inet:127.0.0.1:88930"));
+        assert!(!is_opendmarc("inet:127.0.0.1:8891"));
+    }
+
+    #[test]
+    fn get_follows_last_definition_and_continuations() {
+        let text = "a = 1\n# a = 2\nb = x\n  y\n\n  # note\n\tz\na=3\nc =\n";
+        assert_eq!(get(text, "a").as_deref(), Some("3"));
+        assert_eq!(get(text, "b").as_deref(), Some("x y z"));
+        assert_eq!(get(text, "c").as_deref(), Some(""));
+        assert_eq!(get(text, "d"), None);
+        assert_eq!(get(text, "A"), None, "names are case-sensitive");
+    }
+
+    #[test]
+    fn set_leaves_equal_value_byte_identical() {
+        let text = "smtpd_milters =\n    inet:127.0.0.1:8891,\n    inet:127.0.0.1:8893\n";
+        assert_eq!(
+            set(
+                text,
+                "smtpd_milters",
+                "inet:127.0.0.1:8891, inet:127.0.0.1:8893"
+            ),
+            text
+        );
+        let spaced = "milter_protocol=6   \n";
+        assert_eq!(set(spaced, "milter_protocol", "6"), spaced);
+    }
+
+    #[test]
+    fn set_replaces_first_definition_and_comments_out_later_ones() {
+        let text = "x = 1\nmilter_protocol = 2\n  (old)\nmid = 1\nmilter_protocol = 6\n  more\n";
+        let out = set(text, "milter_protocol", "6");
+        assert_eq!(
+            out,
+            "x = 1\nmilter_protocol = 6\nmid = 1\n#milter_protocol = 6\n#  more\n"
+        );
+        assert_eq!(set(&out, "milter_protocol", "6"), out);
+        assert_eq!(get(&out, "milter_protocol").as_deref(), Some("6"));
+    }
+
+    #[test]
+    fn set_keeps_comments_inside_a_replaced_definition() {
+        let text = "smtpd_milters =\n  inet:a:1,\n# keep me\n\n  inet:b:2\nnext = 1\n";
+        let out = set(text, "smtpd_milters", "inet:c:3");
+        assert_eq!(out, "smtpd_milters = inet:c:3\n# keep me\n\nnext = 1\n");
+    }
+
+    #[test]
+    fn set_appends_when_missing() {
+        assert_eq!(set("", "a", "1"), "a = 1\n");
+        assert_eq!(set("x = 1", "a", "1"), "x = 1\na = 1\n");
+        assert_eq!(set("x = 1\n#a = 1\n", "a", "1"), "x = 1\n#a = 1\na = 1\n");
+    }
+
+    #[test]
+    fn set_does_not_match_prefix_names() {
+        let text = "smtpd_milters_x = 1\n";
+        assert_eq!(
+            set(text, "smtpd_milters", "2"),
+            "smtpd_milters_x = 1\nsmtpd_milters = 2\n"
+        );
+    }
+
+    #[test]
+    fn set_keeps_crlf_endings_of_other_lines() {
+        let text = "a = 1\r\nb = 2\r\n";
+        assert_eq!(set(text, "a", "3"), "a = 3\r\nb = 2\r\n");
+    }
+
+    #[test]
+    fn orphan_continuation_at_top_is_ignored() {
+        let text = "  stray\na = 1\n";
+        assert_eq!(get(text, "a").as_deref(), Some("1"));
+        assert_eq!(set(text, "a", "2"), "  stray\na = 2\n");
+    }
+
+    #[test]
+    fn merged_value_sees_through_references() {
+        let text = "smtpd_milters = inet:127.0.0.1:8891\nnon_smtpd_milters = $smtpd_milters\n";
+        assert_eq!(
+            merged_milter_value(text, "non_smtpd_milters", OURS),
+            "$smtpd_milters"
+        );
+        assert_eq!(merged_milter_value(text, "smtpd_milters", OURS), OURS);
+        // A reference that does not reach us is kept, and we go in front.
+        let text = "smtpd_milters = inet:localhost:11332\nnon_smtpd_milters = $smtpd_milters\n";
+        assert_eq!(
+            merged_milter_value(text, "non_smtpd_milters", OURS),
+            "inet:127.0.0.1:8891, $smtpd_milters"
+        );
+        assert_eq!(merged_milter_value("", "smtpd_milters", OURS), OURS);
+        // Plain merge_milters cannot see through `$smtpd_milters`: that is why this exists.
+        assert_eq!(
+            merge_milters(Some("$smtpd_milters"), OURS),
+            "inet:127.0.0.1:8891, $smtpd_milters"
+        );
+    }
+
+    #[test]
+    fn effective_milters_follow_references_and_stop_at_loops() {
+        let text = "dkim = inet:127.0.0.1:8891\nsmtpd_milters = ${dkim}, { unix:r, x=1 }\n\
+                    non_smtpd_milters = $smtpd_milters $non_smtpd_milters\n";
+        assert_eq!(
+            effective_milters(text, "non_smtpd_milters"),
+            vec!["inet:127.0.0.1:8891".to_string(), "unix:r".to_string()]
+        );
+        assert!(effective_milters(text, "milters").is_empty());
+    }
+}

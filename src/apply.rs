@@ -1,0 +1,622 @@
+//! Applying a plan: the only code that writes to the machine.
+//!
+//! Before each change the old state is recorded (and a modified file is
+//! copied under `/var/backups/dkim-setup/STAMP/`), so that any failure
+//! (a write, a check of the new configuration, a service that does not come
+//! up) restores every file, removes what was created, and brings the old
+//! configuration back up. Files are written to a temporary name beside the
+//! target and renamed into place; keys are created 0600 and owned by the
+//! opendkim user before a single byte of them is written, and a key file is
+//! never overwritten.
+
+use crate::keys;
+use crate::plan::{DnsRecord, Owner, Plan, Purpose, ServiceAction, Status, Step};
+use crate::services::{self, Init};
+use crate::setup::Ctx;
+use crate::validate::Socket;
+use anyhow::{Context, Result, anyhow, bail};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// How to take back one change.
+#[derive(Debug)]
+enum Undo {
+    Restore {
+        path: String,
+        bytes: Vec<u8>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Remove {
+        path: String,
+    },
+    RemoveDir {
+        path: String,
+    },
+    Attrs {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Command {
+        argv: Vec<String>,
+    },
+}
+
+/// Status lines for the user, printed as the run goes.
+pub trait Progress {
+    fn step(&self, status: &str, text: &str);
+}
+
+/// Applies a plan and remembers how to undo it.
+pub struct Applier<'a> {
+    ctx: &'a Ctx<'a>,
+    progress: &'a dyn Progress,
+    backup_dir: String,
+    undo: Vec<Undo>,
+    euid_root: bool,
+}
+
+impl<'a> Applier<'a> {
+    pub fn new(ctx: &'a Ctx<'a>, progress: &'a dyn Progress) -> Self {
+        Applier {
+            ctx,
+            progress,
+            backup_dir: format!("/var/backups/dkim-setup/{}", timestamp()),
+            undo: Vec::new(),
+            euid_root: nix::unistd::geteuid().is_root(),
+        }
+    }
+
+    /// Run one command step now (the package install, before planning files).
+    pub fn run_command(&mut self, step: &Step) -> Result<()> {
+        let Step::Command { argv, .. } = step else {
+            return Ok(());
+        };
+        self.progress.step("running", &argv.join(" "));
+        let env = [("DEBIAN_FRONTEND", "noninteractive")];
+        let mut out = self.ctx.runner.run_env(argv, &env)?;
+        if !out.success()
+            && argv.iter().any(|a| a == "apt-get")
+            && out.said().contains("Unable to locate")
+        {
+            let mut update: Vec<String> = argv
+                .iter()
+                .take_while(|a| *a != "apt-get")
+                .cloned()
+                .collect();
+            update.extend(["apt-get".to_string(), "update".to_string()]);
+            self.progress.step("running", &update.join(" "));
+            self.ctx.runner.run_env(&update, &env)?;
+            out = self.ctx.runner.run_env(argv, &env)?;
+        }
+        if !out.success() {
+            bail!(
+                "'{}' failed (exit {}):\n{}",
+                argv.join(" "),
+                out.status,
+                out.said()
+            );
+        }
+        Ok(())
+    }
+
+    /// Apply every step of the plan after the package install. On failure,
+    /// everything is restored and the error says what was restored.
+    pub fn apply(&mut self, plan: &mut Plan, socket: &Socket) -> Result<()> {
+        let init = services::init_system(&self.ctx.root);
+        let opendkim_was_running = self.ctx.root.is_live() && !services::opendkim_pids().is_empty();
+        let mut records = Vec::new();
+        let mut failure = None;
+        for i in 0..plan.steps.len() {
+            let result = self.apply_step(&plan.steps[i], init, socket, &mut records);
+            if let Err(e) = result {
+                mark_failed(&mut plan.steps[i]);
+                failure = Some(e);
+                break;
+            }
+        }
+        if let Some(err) = failure {
+            let restored = self.restore();
+            if opendkim_was_running || plan.steps.iter().any(|s| matches!(s, Step::Service { .. }))
+            {
+                self.restart_old(init, plan, opendkim_was_running);
+            }
+            return Err(err.context(restored));
+        }
+        plan.dns_records = records;
+        Ok(())
+    }
+
+    fn apply_step(
+        &mut self,
+        step: &Step,
+        init: Init,
+        socket: &Socket,
+        records: &mut Vec<DnsRecord>,
+    ) -> Result<()> {
+        match step {
+            Step::File {
+                path,
+                old,
+                new,
+                mode,
+                owner,
+                ..
+            } => {
+                if old.as_deref() == Some(new.as_str()) {
+                    return Ok(());
+                }
+                self.progress
+                    .step(if old.is_some() { "editing" } else { "writing" }, path);
+                self.write_file(path, new, *mode, owner.as_ref())
+            }
+            Step::Dir {
+                path,
+                action,
+                mode,
+                owner,
+            } => {
+                if *action == crate::plan::Action::Unchanged {
+                    return Ok(());
+                }
+                self.progress.step("creating", &format!("{path}/"));
+                self.create_dir(path, *mode, owner)
+            }
+            Step::Attrs {
+                path,
+                mode,
+                owner,
+                why,
+            } => {
+                self.progress.step("fixing", &format!("{path} ({why})"));
+                self.set_attrs(path, *mode, owner)
+            }
+            Step::Key {
+                path,
+                action,
+                bits,
+                domain,
+                selector,
+                owner,
+            } => {
+                let record = if *action == crate::plan::Action::Create {
+                    self.progress
+                        .step("generating", &format!("{path} ({bits}-bit RSA)"));
+                    self.create_key(path, *bits, domain, selector, owner)?
+                } else {
+                    let pem = fs::read_to_string(self.ctx.root.path(path))
+                        .with_context(|| format!("cannot read the key '{path}'"))?;
+                    keys::record_for(
+                        &keys::parse_private(&pem)
+                            .with_context(|| format!("the key file '{path}' cannot be used"))?,
+                    )?
+                };
+                records.push(DnsRecord {
+                    name: format!("{selector}._domainkey.{domain}"),
+                    kind: "TXT".into(),
+                    value: record,
+                });
+                Ok(())
+            }
+            Step::Command {
+                argv,
+                purpose,
+                status,
+                ..
+            } => {
+                if *status == Status::Skipped {
+                    return Ok(());
+                }
+                match purpose {
+                    Purpose::Install => Ok(()),
+                    Purpose::Change => {
+                        self.progress.step("running", &argv.join(" "));
+                        let out = self.ctx.runner.run(argv)?;
+                        if !out.success() {
+                            bail!(
+                                "'{}' failed (exit {}): {}",
+                                argv.join(" "),
+                                out.status,
+                                out.said()
+                            );
+                        }
+                        if let Some(i) = argv.iter().position(|a| a == "-G") {
+                            let mut undo: Vec<String> = vec!["gpasswd".into()];
+                            if let Some(r) = argv.iter().position(|a| a == "--root") {
+                                undo.extend(["--root".into(), argv[r + 1].clone()]);
+                            }
+                            undo.extend(["-d".into(), argv[i + 2].clone(), argv[i + 1].clone()]);
+                            self.undo.push(Undo::Command { argv: undo });
+                        }
+                        Ok(())
+                    }
+                    Purpose::Check => {
+                        self.progress.step("checking", &argv.join(" "));
+                        let out = self.ctx.runner.run(argv)?;
+                        let warned = argv.last().is_some_and(|a| a == "-n")
+                            && argv.iter().any(|a| a == "postconf")
+                            && out.stderr.contains("warning:");
+                        if !out.success() || warned {
+                            bail!(
+                                "the new configuration failed '{}' (exit {}): {}",
+                                argv.join(" "),
+                                out.status,
+                                out.said()
+                            );
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            Step::Service {
+                name,
+                action,
+                status,
+                ..
+            } => {
+                if *status == Status::Skipped {
+                    return Ok(());
+                }
+                let verb = match action {
+                    ServiceAction::Enable => "enabling",
+                    ServiceAction::Start => "starting",
+                    ServiceAction::Restart => "restarting",
+                    ServiceAction::Reload => "reloading",
+                };
+                self.progress.step(verb, name);
+                services::perform(self.ctx.runner, &self.ctx.root, init, name, *action, socket)
+            }
+        }
+    }
+
+    fn ids(&self, owner: &Owner) -> Result<(u32, u32)> {
+        let user = self
+            .ctx
+            .root
+            .user(&owner.user)?
+            .ok_or_else(|| anyhow!("user '{}' not found in /etc/passwd", owner.user))?;
+        let group = self
+            .ctx
+            .root
+            .group(&owner.group)?
+            .ok_or_else(|| anyhow!("group '{}' not found in /etc/group", owner.group))?;
+        Ok((user.uid, group.gid))
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
+        if self.euid_root {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("cannot change the owner of '{}'", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn backup(&self, path: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.ctx.root.path(&format!("{}{path}", self.backup_dir));
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the backup directory '{}'", parent.display())
+            })?;
+            fs::set_permissions(
+                self.ctx.root.path(&self.backup_dir),
+                fs::Permissions::from_mode(0o700),
+            )?;
+        }
+        fs::write(&dest, bytes).with_context(|| format!("cannot back up '{path}'"))?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o600))?;
+        Ok(())
+    }
+
+    fn write_file(
+        &mut self,
+        path: &str,
+        text: &str,
+        mode: u32,
+        owner: Option<&Owner>,
+    ) -> Result<()> {
+        let real = self.ctx.root.path(path);
+        let (mode, uid, gid) = match fs::metadata(&real) {
+            Ok(meta) => {
+                let bytes = fs::read(&real).with_context(|| format!("cannot read '{path}'"))?;
+                self.backup(path, &bytes)?;
+                self.undo.push(Undo::Restore {
+                    path: path.to_string(),
+                    bytes,
+                    mode: meta.mode() & 0o7777,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                });
+                (meta.mode() & 0o7777, meta.uid(), meta.gid())
+            }
+            Err(_) => {
+                self.undo.push(Undo::Remove {
+                    path: path.to_string(),
+                });
+                let (uid, gid) = match owner {
+                    Some(o) => self.ids(o)?,
+                    None => (0, 0),
+                };
+                (mode, uid, gid)
+            }
+        };
+        write_atomic(&real, text.as_bytes(), mode, |p| self.chown(p, uid, gid))
+            .with_context(|| format!("cannot write '{path}'"))
+    }
+
+    fn create_dir(&mut self, path: &str, mode: u32, owner: &Owner) -> Result<()> {
+        let (uid, gid) = self.ids(owner)?;
+        let real = self.ctx.root.path(path);
+        fs::create_dir(&real).with_context(|| format!("cannot create the directory '{path}'"))?;
+        self.undo.push(Undo::RemoveDir {
+            path: path.to_string(),
+        });
+        fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
+        self.chown(&real, uid, gid)
+    }
+
+    fn set_attrs(&mut self, path: &str, mode: u32, owner: &Owner) -> Result<()> {
+        let (uid, gid) = self.ids(owner)?;
+        let real = self.ctx.root.path(path);
+        let meta = fs::symlink_metadata(&real).with_context(|| format!("cannot stat '{path}'"))?;
+        self.undo.push(Undo::Attrs {
+            path: path.to_string(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
+        self.chown(&real, uid, gid)?;
+        fs::set_permissions(&real, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot change the mode of '{path}'"))
+    }
+
+    fn create_key(
+        &mut self,
+        path: &str,
+        bits: u32,
+        domain: &str,
+        selector: &str,
+        owner: &Owner,
+    ) -> Result<String> {
+        let (uid, gid) = self.ids(owner)?;
+        let real = self.ctx.root.path(path);
+        if real.exists() {
+            bail!("refusing to overwrite the existing key '{path}'");
+        }
+        let key = keys::generate(bits)?;
+        let tmp = real.with_file_name(format!(
+            ".{selector}.private.dkim-setup-{}",
+            std::process::id()
+        ));
+        let write = || -> Result<()> {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+            self.chown(&tmp, uid, gid)?;
+            file.write_all(key.pem.as_bytes())?;
+            file.sync_all()?;
+            fs::hard_link(&tmp, &real)?;
+            Ok(())
+        };
+        let result = write();
+        let _ = fs::remove_file(&tmp);
+        result.with_context(|| format!("cannot write the key '{path}'"))?;
+        self.undo.push(Undo::Remove {
+            path: path.to_string(),
+        });
+
+        let txt = path
+            .strip_suffix(".private")
+            .map(|p| format!("{p}.txt"))
+            .unwrap_or_else(|| format!("{path}.txt"));
+        if !self.ctx.root.exists(&txt) {
+            let quoted: Vec<String> = keys::split_strings(&key.record)
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            let text = format!(
+                "{selector}._domainkey\tIN\tTXT\t( {} )  ; DKIM key {selector} for {domain}\n",
+                quoted.join("\n\t")
+            );
+            self.write_file(&txt, &text, 0o644, Some(owner))?;
+        }
+        Ok(key.record)
+    }
+
+    /// Undo every recorded change, newest first; returns what was restored.
+    fn restore(&mut self) -> String {
+        let mut restored = Vec::new();
+        let mut removed = Vec::new();
+        while let Some(undo) = self.undo.pop() {
+            let result: Result<()> = (|| {
+                match &undo {
+                    Undo::Restore {
+                        path,
+                        bytes,
+                        mode,
+                        uid,
+                        gid,
+                    } => {
+                        let real = self.ctx.root.path(path);
+                        write_atomic(&real, bytes, *mode, |p| self.chown(p, *uid, *gid))?;
+                        restored.push(path.clone());
+                    }
+                    Undo::Remove { path } => {
+                        fs::remove_file(self.ctx.root.path(path))?;
+                        removed.push(path.clone());
+                    }
+                    Undo::RemoveDir { path } => {
+                        fs::remove_dir(self.ctx.root.path(path))?;
+                        removed.push(format!("{path}/"));
+                    }
+                    Undo::Attrs {
+                        path,
+                        mode,
+                        uid,
+                        gid,
+                    } => {
+                        let real = self.ctx.root.path(path);
+                        self.chown(&real, *uid, *gid)?;
+                        fs::set_permissions(&real, fs::Permissions::from_mode(*mode))?;
+                        restored.push(format!("{path} (owner and mode)"));
+                    }
+                    Undo::Command { argv } => {
+                        self.ctx.runner.run(argv)?;
+                        restored.push(format!("ran '{}'", argv.join(" ")));
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                tracing::warn!("could not undo {undo:?}: {e:#}");
+            }
+        }
+        let mut text = String::from("nothing was left half-done: ");
+        if restored.is_empty() && removed.is_empty() {
+            text.push_str("no file had been changed yet");
+        } else {
+            if !restored.is_empty() {
+                text.push_str(&format!("restored {}", restored.join(", ")));
+            }
+            if !removed.is_empty() {
+                if !restored.is_empty() {
+                    text.push_str("; ");
+                }
+                text.push_str(&format!("removed {}", removed.join(", ")));
+            }
+        }
+        text
+    }
+
+    /// After a failed service step, bring the old configuration back up.
+    fn restart_old(&self, init: Init, plan: &Plan, opendkim_was_running: bool) {
+        if !self.ctx.root.is_live() {
+            return;
+        }
+        let old_socket = plan
+            .steps
+            .iter()
+            .find_map(|s| match s {
+                Step::File {
+                    path,
+                    old: Some(old),
+                    ..
+                } if path == "/etc/opendkim.conf" => crate::edit::opendkim_conf::get(old, "Socket"),
+                _ => None,
+            })
+            .and_then(|s| crate::validate::socket(&s).ok());
+        if opendkim_was_running {
+            let action = ServiceAction::Restart;
+            let socket = old_socket.unwrap_or(Socket::Local {
+                path: "/run/opendkim/opendkim.sock".into(),
+            });
+            if let Err(e) = services::perform(
+                self.ctx.runner,
+                &self.ctx.root,
+                init,
+                "opendkim",
+                action,
+                &socket,
+            ) {
+                self.progress.step(
+                    "warning",
+                    &format!("the old opendkim configuration did not come back up: {e:#}"),
+                );
+            }
+        }
+        if services::postfix_running() {
+            let _ = self
+                .ctx
+                .runner
+                .run(&services::argv(init, "postfix", ServiceAction::Reload));
+        }
+    }
+}
+
+fn mark_failed(step: &mut Step) {
+    match step {
+        Step::Command { status, .. } | Step::Service { status, .. } => *status = Status::Failed,
+        _ => {}
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory.
+fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    chown: impl Fn(&Path) -> Result<()>,
+) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.dkim-setup-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        chown(&tmp)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+        fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// UTC time as `YYYYMMDDTHHMMSSZ`, with the process id for uniqueness.
+pub fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        std::process::id()
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_425), (2025, 12, 3));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,88 @@
+//! Command-line flags, as `../spec.md` lists them.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dkim-setup",
+    version,
+    about = "Set up DKIM signing for Postfix with OpenDKIM"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Act on the system tree at DIR instead of /
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Show the full plan (diffs, commands, keys) and change nothing
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Print one JSON document on stdout; human text goes to stderr
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More detail on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up DKIM signing step by step
+    Wizard(WizardArgs),
+    /// Print the DNS records to publish for the configured domains
+    Dns(DnsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WizardArgs {
+    /// Domain to sign for (repeatable)
+    #[arg(short, long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// DKIM selector [default: key, or the domain's configured one]
+    #[arg(short, long, value_name = "NAME")]
+    pub selector: Option<String>,
+    /// RSA key size: 1024 (warns), 2048, 3072 or 4096
+    #[arg(long, default_value_t = 2048, value_name = "N")]
+    pub bits: u32,
+    /// Allow a 4096-bit key, whose DNS record many providers truncate
+    #[arg(long)]
+    pub allow_long_key: bool,
+    /// Where opendkim listens; Postfix is pointed at the same place
+    #[arg(long, default_value = "inet:8891@127.0.0.1", value_name = "SPEC")]
+    pub socket: String,
+    /// Extra InternalHosts/ExternalIgnoreList entry (repeatable); loopback is always there
+    #[arg(long = "trusted-host", value_name = "HOST")]
+    pub trusted_hosts: Vec<String>,
+    /// opendkim ReportAddress
+    #[arg(long, value_name = "ADDR")]
+    pub report_address: Option<String>,
+    /// Do not install packages
+    #[arg(long)]
+    pub no_install: bool,
+    /// Write everything but do not enable, start or restart services
+    #[arg(long)]
+    pub no_restart: bool,
+    /// Never prompt; a missing answer is an error
+    #[arg(short = 'y', long)]
+    pub non_interactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// Only this domain (repeatable)
+    #[arg(short, long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Output form
+    #[arg(long, value_enum, default_value = "plain")]
+    pub format: crate::dns::Format,
+}

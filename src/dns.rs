@@ -1,0 +1,127 @@
+//! `dkim-setup dns`: the records to publish, read back from the keys.
+//!
+//! The records are derived from the private keys the KeyTable names, never
+//! from the `.txt` files beside them, so what is printed is what opendkim
+//! signs with. Three forms: `plain` (name, type and the unquoted value on one
+//! line, for web control panels), `bind` (zone-file syntax with the value
+//! split into quoted strings of at most 255 bytes) and `json`.
+
+use crate::edit::{opendkim_conf, tables};
+use crate::keys;
+use crate::plan::DnsRecord;
+use crate::system::Root;
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::json;
+
+/// The output forms of `dns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Plain,
+    Bind,
+    Json,
+}
+
+/// The records for the configured domains (all, or those in `only`).
+pub fn configured_records(root: &Root, conf_path: &str, only: &[String]) -> Result<Vec<DnsRecord>> {
+    let conf = root
+        .read_opt(conf_path)?
+        .ok_or_else(|| anyhow!("'{conf_path}' not found: run 'dkim-setup wizard' first"))?;
+    let key_table = opendkim_conf::get(&conf, "KeyTable")
+        .ok_or_else(|| anyhow!("'{conf_path}' has no KeyTable: run 'dkim-setup wizard' first"))?;
+    let key_table = key_table
+        .trim_start_matches("file:")
+        .trim_start_matches("refile:")
+        .to_string();
+    let text = root
+        .read_opt(&key_table)?
+        .ok_or_else(|| anyhow!("the KeyTable '{key_table}' does not exist"))?;
+    let entries = tables::parse_key_table(&text.replace('\r', ""))
+        .map_err(|e| anyhow!("'{key_table}' {e}"))?;
+    let mut records = Vec::new();
+    for entry in entries {
+        if !only.is_empty() && !only.contains(&entry.domain) {
+            continue;
+        }
+        let pem = root.read_opt(&entry.key_path)?.ok_or_else(|| {
+            anyhow!(
+                "the key '{}' named in '{key_table}' does not exist",
+                entry.key_path
+            )
+        })?;
+        let key = keys::parse_private(&pem)
+            .with_context(|| format!("the key file '{}' cannot be used", entry.key_path))?;
+        records.push(DnsRecord {
+            name: format!("{}._domainkey.{}", entry.selector, entry.domain),
+            kind: "TXT".into(),
+            value: keys::record_for(&key)?,
+        });
+    }
+    if let Some(missing) = only.iter().find(|d| {
+        !records
+            .iter()
+            .any(|r| r.name.ends_with(&format!("._domainkey.{d}")))
+    }) {
+        bail!("no key is configured for '{missing}'");
+    }
+    Ok(records)
+}
+
+/// Render records in one of the output forms.
+pub fn render(records: &[DnsRecord], format: Format) -> String {
+    match format {
+        Format::Plain => records
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.name, r.kind, r.value))
+            .collect(),
+        Format::Bind => records
+            .iter()
+            .map(|r| {
+                let strings: Vec<String> = keys::split_strings(&r.value)
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect();
+                format!("{}. IN {} ( {} )\n", r.name, r.kind, strings.join(" "))
+            })
+            .collect(),
+        Format::Json => {
+            let list: Vec<_> = records
+                .iter()
+                .map(|r| json!({"name": r.name, "type": r.kind, "value": r.value, "strings": keys::split_strings(&r.value)}))
+                .collect();
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&list).unwrap_or_default()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DnsRecord {
+        DnsRecord {
+            name: "key._domainkey.example.test".into(),
+            kind: "TXT".into(),
+            value: format!("v=DKIM1; k=rsa; p={}", "A".repeat(392)),
+        }
+    }
+
+    #[test]
+    fn bind_form_splits_into_255_byte_strings() {
+        let text = render(&[record()], Format::Bind);
+        assert!(text.starts_with("key._domainkey.example.test. IN TXT ( \""));
+        let strings: Vec<&str> = text.split('"').skip(1).step_by(2).collect();
+        assert_eq!(strings.len(), 2);
+        assert!(strings.iter().all(|s| s.len() <= 255));
+        assert_eq!(strings.concat(), record().value);
+    }
+
+    #[test]
+    fn plain_form_is_one_unquoted_line() {
+        let text = render(&[record()], Format::Plain);
+        assert_eq!(text.lines().count(), 1);
+        assert!(!text.contains('"'));
+    }
+}

@@ -1,0 +1,1079 @@
+//! The setup run behind `dkim-setup wizard`: from "no DKIM" to "every
+//! outgoing mail is signed".
+//!
+//! 1. Detect the distribution and refuse bad input before anything else.
+//! 2. Find missing packages (installed first in a real run, so that the rest
+//!    is planned against the files the package really shipped).
+//! 3. Plan the files: opendkim.conf, the socket overrides, the three tables,
+//!    the key directories and keys, and Postfix's main.cf; plus the
+//!    ownership fixes the keys need and the group a unix socket needs.
+//! 4. Plan the checks (`opendkim -n`, `postfix check`, `postconf` warnings)
+//!    and the service actions, only where something the service reads
+//!    changed, or where a service that should run does not.
+//!
+//! The result is a [`Plan`]; [`crate::apply`] carries it out.
+
+use crate::distro::{Distro, PackageDb, Profile, SocketOverride};
+use crate::edit::{default_file, main_cf, opendkim_conf, tables};
+use crate::error::{bad, bad_hint};
+use crate::plan::{Action, Owner, Plan, Purpose, ServiceAction, Status, Step};
+use crate::services::{self, Init};
+use crate::system::runner::{Runner, argv};
+use crate::system::{Root, Stat};
+use crate::validate::{self, Socket};
+use anyhow::{Context, Result, bail};
+
+/// The answers of a setup run, validated.
+#[derive(Debug, Clone)]
+pub struct Answers {
+    pub domains: Vec<String>,
+    /// `None`: keep a domain's configured selector, else `key`.
+    pub selector: Option<String>,
+    pub bits: u32,
+    pub socket: Socket,
+    pub trusted_hosts: Vec<String>,
+    pub report_address: Option<String>,
+    pub no_install: bool,
+    pub no_restart: bool,
+}
+
+pub const DEFAULT_SELECTOR: &str = "key";
+pub const LOOPBACK: [&str; 3] = ["127.0.0.1", "::1", "localhost"];
+
+/// Everything a planning or applying step needs from the outside.
+pub struct Ctx<'a> {
+    pub root: Root,
+    pub runner: &'a dyn Runner,
+    pub dry_run: bool,
+}
+
+impl Ctx<'_> {
+    /// A command as run on the target: directly on a live system, through
+    /// `chroot` in another tree.
+    pub fn target_argv(&self, words: &[&str]) -> Vec<String> {
+        if self.root.is_live() {
+            argv(words)
+        } else {
+            let mut v = vec!["chroot".to_string(), self.root.base().display().to_string()];
+            v.extend(argv(words));
+            v
+        }
+    }
+}
+
+/// Refuse a malformed report address.
+pub fn report_address(value: &str) -> Result<String> {
+    let ok = value.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !local
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "\"'#,;:<>".contains(c))
+            && validate::domain(domain).is_ok()
+    });
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(bad(format!(
+            "invalid report address '{}'",
+            validate::shown(value)
+        )))
+    }
+}
+
+/// Which of the profile's packages are missing from the tree.
+pub fn missing_packages(ctx: &Ctx, profile: &Profile) -> Result<Vec<&'static str>> {
+    let mut missing = Vec::new();
+    match profile.package_db {
+        PackageDb::Dpkg => {
+            let status = ctx
+                .root
+                .read_opt("/var/lib/dpkg/status")?
+                .unwrap_or_default();
+            for pkg in profile.packages {
+                if !dpkg_installed(&status, pkg) {
+                    missing.push(*pkg);
+                }
+            }
+        }
+        PackageDb::Rpm => {
+            for pkg in profile.packages {
+                let mut words = vec!["rpm"];
+                let base = ctx.root.base().display().to_string();
+                if !ctx.root.is_live() {
+                    words.extend(["--root", base.as_str()]);
+                }
+                words.extend(["-q", pkg]);
+                if !ctx.runner.run(&argv(&words))?.success() {
+                    missing.push(*pkg);
+                }
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// True when dpkg's status file says `pkg` is installed.
+pub fn dpkg_installed(status: &str, pkg: &str) -> bool {
+    status.split("\n\n").any(|para| {
+        let mut name = false;
+        let mut installed = false;
+        for line in para.lines() {
+            if let Some(v) = line.strip_prefix("Package:") {
+                name = v.trim() == pkg;
+            } else if let Some(v) = line.strip_prefix("Status:") {
+                installed = v.trim().ends_with(" installed");
+            }
+        }
+        name && installed
+    })
+}
+
+/// The argv that installs packages on this family.
+pub fn install_argv(ctx: &Ctx, distro: &Distro, packages: &[&str]) -> Vec<String> {
+    let mut words: Vec<&str> = match distro.family {
+        crate::distro::Family::Debian => vec!["apt-get", "install", "-y"],
+        crate::distro::Family::Rhel => vec!["dnf", "install", "-y"],
+    };
+    words.extend(packages);
+    ctx.target_argv(&words)
+}
+
+/// Plan a setup run. `packages_missing` means the package is not installed
+/// yet (a dry run), so opendkim.conf is planned from the packaged default.
+pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> Result<Plan> {
+    let profile = distro.profile();
+    let mut p = Planner {
+        ctx,
+        profile,
+        answers,
+        steps: Vec::new(),
+        notes: Vec::new(),
+    };
+
+    if !missing.is_empty() {
+        let status = if ctx.dry_run {
+            Status::Planned
+        } else {
+            Status::Done
+        };
+        p.steps.push(Step::Command {
+            argv: install_argv(ctx, distro, missing),
+            purpose: Purpose::Install,
+            status,
+            reason: None,
+        });
+    }
+
+    let ids = p.resolve_ids(missing.is_empty())?;
+    let conf = p.plan_opendkim_conf(missing.is_empty())?;
+    p.plan_socket_overrides()?;
+    let keys_changed = p.plan_keys_and_tables(&conf, ids)?;
+    let postfix = p.plan_postfix()?;
+
+    let opendkim_changed = p
+        .steps
+        .iter()
+        .any(|s| s.changes() && !is_postfix_step(s, profile));
+    let changed = opendkim_changed || postfix.changed || keys_changed;
+    p.plan_checks(changed);
+    p.plan_services(&conf, opendkim_changed, postfix.changed)?;
+
+    Ok(Plan {
+        distro: distro.clone(),
+        steps: p.steps,
+        notes: p.notes,
+        dns_records: Vec::new(),
+    })
+}
+
+fn is_postfix_step(step: &Step, profile: &Profile) -> bool {
+    match step {
+        Step::File { path, .. } => path.starts_with(profile.postfix_dir),
+        Step::Command {
+            purpose: Purpose::Install,
+            ..
+        } => false,
+        Step::Command { argv, .. } => argv.iter().any(|a| a == "usermod"),
+        _ => false,
+    }
+}
+
+struct Planner<'a> {
+    ctx: &'a Ctx<'a>,
+    profile: &'static Profile,
+    answers: &'a Answers,
+    steps: Vec<Step>,
+    notes: Vec<String>,
+}
+
+/// The opendkim user's ids in the tree, when the package is installed.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    uid: u32,
+    gid: u32,
+}
+
+/// What the plan decided for opendkim.conf.
+struct ConfPlan {
+    old_socket: Option<String>,
+    key_table: String,
+    signing_table: String,
+    trusted_hosts: String,
+    inline_internal: Vec<String>,
+}
+
+struct PostfixPlan {
+    changed: bool,
+}
+
+/// Strip a dataset prefix (`file:`, `refile:`) from a table setting.
+fn dataset_path(value: &str) -> Option<String> {
+    let path = value
+        .strip_prefix("refile:")
+        .or_else(|| value.strip_prefix("file:"))
+        .unwrap_or(value);
+    path.starts_with('/').then(|| path.to_string())
+}
+
+impl Planner<'_> {
+    fn root(&self) -> &Root {
+        &self.ctx.root
+    }
+
+    fn owner(&self) -> Owner {
+        Owner::new(self.profile.user, self.profile.group)
+    }
+
+    fn resolve_ids(&self, installed: bool) -> Result<Option<Ids>> {
+        let user = self.root().user(self.profile.user)?;
+        let group = self.root().group(self.profile.group)?;
+        match (user, group) {
+            (Some(u), Some(g)) => Ok(Some(Ids {
+                uid: u.uid,
+                gid: g.gid,
+            })),
+            _ if !installed => Ok(None),
+            _ => Err(bad_hint(
+                format!(
+                    "{} user not found — is the opendkim package installed?",
+                    self.profile.user
+                ),
+                format!(
+                    "install it with '{} install {}', or run without --no-install",
+                    if self.profile.package_db == PackageDb::Dpkg {
+                        "apt-get"
+                    } else {
+                        "dnf"
+                    },
+                    self.profile.packages.join(" ")
+                ),
+            )),
+        }
+    }
+
+    fn plan_opendkim_conf(&mut self, installed: bool) -> Result<ConfPlan> {
+        let path = self.profile.opendkim_conf;
+        let current = self.root().read_opt(path)?;
+        let base = match (&current, installed) {
+            (Some(text), _) => text.clone(),
+            (None, _) => self.profile.packaged_conf.to_string(),
+        };
+
+        let table = |key: &str, default: &str| {
+            opendkim_conf::get(&base, key)
+                .and_then(|v| dataset_path(&v))
+                .unwrap_or_else(|| format!("{}/{default}", self.profile.config_dir))
+        };
+        let key_table = table("KeyTable", "KeyTable");
+        let signing_table = table("SigningTable", "SigningTable");
+        let trusted_hosts = table("InternalHosts", "TrustedHosts");
+        let inline_internal = match opendkim_conf::get(&base, "InternalHosts") {
+            Some(v) if dataset_path(&v).is_none() && !v.contains(':') || v.starts_with("csl:") => v
+                .trim_start_matches("csl:")
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+
+        if let Some(old) = opendkim_conf::get(&base, "SigningTable")
+            && !old.starts_with("refile:")
+        {
+            self.notes.push(format!(
+                "SigningTable in {path} changed from '{old}' to 'refile:{signing_table}': \
+                 its '*@domain' patterns only match in a refile: table"
+            ));
+        }
+        if let Some(old) = opendkim_conf::get(&base, "KeyTable")
+            && old.starts_with("refile:")
+        {
+            self.notes.push(format!(
+                "KeyTable in {path} changed from '{old}' to '{key_table}': a KeyTable is an exact \
+                 lookup, not a refile: pattern table"
+            ));
+        }
+
+        let socket = self.answers.socket.opendkim();
+        let signing = format!("refile:{signing_table}");
+        let trusted = format!("refile:{trusted_hosts}");
+        let mut owned: Vec<(&str, &str)> = vec![
+            ("Mode", "sv"),
+            ("Socket", &socket),
+            ("UMask", "007"),
+            ("KeyTable", &key_table),
+            ("SigningTable", &signing),
+            ("ExternalIgnoreList", &trusted),
+            ("InternalHosts", &trusted),
+        ];
+        let keeps_user = opendkim_conf::get(&base, "UserID")
+            .is_some_and(|v| v.split(':').next() == Some(self.profile.user));
+        if !keeps_user {
+            owned.push(("UserID", self.profile.userid_value));
+        }
+        if opendkim_conf::get(&base, "PidFile").is_none() {
+            owned.push(("PidFile", self.profile.pid_file));
+        }
+        if let Some(addr) = &self.answers.report_address {
+            owned.push(("ReportAddress", addr));
+        }
+        let new = opendkim_conf::edit(&base, &owned, &["KeyFile", "Selector", "Domain"]);
+
+        if let Some(anchor) = opendkim_conf::get(&new, "TrustAnchorFile")
+            && installed
+            && !self.root().exists(&anchor)
+        {
+            self.notes.push(format!(
+                "{path} names TrustAnchorFile '{anchor}', which does not exist: opendkim will \
+                 refuse to start until it does"
+            ));
+        }
+
+        let action = match &current {
+            None => Action::Create,
+            Some(old) if *old == new => Action::Unchanged,
+            Some(_) => Action::Modify,
+        };
+        let old_socket = current
+            .as_deref()
+            .and_then(|c| opendkim_conf::get(c, "Socket"));
+        self.steps.push(Step::File {
+            path: path.to_string(),
+            action,
+            old: current,
+            new,
+            mode: 0o644,
+            owner: Some(Owner::new("root", "root")),
+        });
+        Ok(ConfPlan {
+            old_socket,
+            key_table,
+            signing_table,
+            trusted_hosts,
+            inline_internal,
+        })
+    }
+
+    fn plan_socket_overrides(&mut self) -> Result<()> {
+        let socket = self.answers.socket.opendkim();
+        for over in self.profile.socket_overrides {
+            let path = over.path();
+            let Some(old) = self.root().read_opt(path)? else {
+                continue;
+            };
+            let new = match over {
+                SocketOverride::ShellVar(_) => default_file::set_socket_var(&old, &socket),
+                SocketOverride::ExecStart(_) => default_file::set_exec_start_socket(&old, &socket),
+            };
+            if new != old {
+                self.notes.push(format!(
+                    "{path} also sets the socket; it now says '{socket}' too"
+                ));
+            }
+            self.file_step(path, Some(old), new, 0o644, None);
+        }
+        Ok(())
+    }
+
+    fn file_step(
+        &mut self,
+        path: &str,
+        old: Option<String>,
+        new: String,
+        mode: u32,
+        owner: Option<Owner>,
+    ) {
+        let action = match &old {
+            None => Action::Create,
+            Some(o) if *o == new => Action::Unchanged,
+            Some(_) => Action::Modify,
+        };
+        self.steps.push(Step::File {
+            path: path.to_string(),
+            action,
+            old,
+            new,
+            mode,
+            owner,
+        });
+    }
+
+    /// Keys, their directories and the three tables. Returns true when any
+    /// of them changes.
+    fn plan_keys_and_tables(&mut self, conf: &ConfPlan, ids: Option<Ids>) -> Result<bool> {
+        let old_keys = self.root().read_opt(&conf.key_table)?;
+        let old_signing = self.root().read_opt(&conf.signing_table)?;
+        let old_trusted = self.root().read_opt(&conf.trusted_hosts)?;
+        let existing_keys = match &old_keys {
+            Some(text) => tables::parse_key_table(&text.replace('\r', ""))
+                .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.key_table))?,
+            None => Vec::new(),
+        };
+        let existing_signing = match &old_signing {
+            Some(text) => tables::parse_signing_table(&text.replace('\r', ""))
+                .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.signing_table))?,
+            None => Vec::new(),
+        };
+
+        let before = self.steps.len();
+        self.ensure_dir(
+            self.profile.config_dir,
+            0o755,
+            Owner::new("root", "root"),
+            ids,
+        )?;
+        let mut key_entries = Vec::new();
+        let mut signing_entries = Vec::new();
+        for domain in &self.answers.domains {
+            let pattern = format!("*@{domain}");
+            let configured = existing_signing
+                .iter()
+                .find(|e| e.pattern == pattern)
+                .and_then(|e| existing_keys.iter().find(|k| k.name == e.key_name));
+            let selector = match (&self.answers.selector, configured) {
+                (Some(s), _) => s.clone(),
+                (None, Some(k)) => k.selector.clone(),
+                (None, None) => DEFAULT_SELECTOR.to_string(),
+            };
+            let name = format!("{selector}._domainkey.{domain}");
+            let adopted = existing_keys
+                .iter()
+                .find(|k| k.name == name && k.domain == *domain && self.root().exists(&k.key_path));
+            let key_path = match adopted {
+                Some(k) => k.key_path.clone(),
+                None => format!("{}/{domain}/{selector}.private", self.profile.keys_dir),
+            };
+            if adopted.is_none() {
+                self.ensure_dir(self.profile.keys_dir, 0o750, self.owner(), ids)?;
+                self.ensure_dir(
+                    &format!("{}/{domain}", self.profile.keys_dir),
+                    0o700,
+                    self.owner(),
+                    ids,
+                )?;
+            }
+            self.plan_key(&key_path, domain, &selector, ids)?;
+            key_entries.push(tables::KeyEntry {
+                name: name.clone(),
+                domain: domain.clone(),
+                selector: selector.clone(),
+                key_path,
+            });
+            signing_entries.push(tables::SigningEntry {
+                pattern,
+                key_name: name,
+            });
+        }
+
+        let merged_keys = tables::merge_key_table(old_keys.as_deref().unwrap_or(""), &key_entries)
+            .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.key_table))?;
+        let merged_signing =
+            tables::merge_signing_table(old_signing.as_deref().unwrap_or(""), &signing_entries)
+                .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.signing_table))?;
+        let mut hosts: Vec<String> = LOOPBACK.iter().map(|h| h.to_string()).collect();
+        hosts.extend(conf.inline_internal.iter().cloned());
+        hosts.extend(self.answers.trusted_hosts.iter().cloned());
+        let merged_trusted =
+            tables::merge_trusted_hosts(old_trusted.as_deref().unwrap_or(""), &hosts);
+        for (file, edited) in [
+            (&conf.key_table, &merged_keys),
+            (&conf.signing_table, &merged_signing),
+            (&conf.trusted_hosts, &merged_trusted),
+        ] {
+            for note in &edited.notes {
+                self.notes.push(format!("{file}: {note}"));
+            }
+        }
+        self.check_tables(conf, &merged_keys.text, &merged_signing.text)?;
+
+        self.file_step(
+            &conf.key_table,
+            old_keys,
+            merged_keys.text,
+            0o644,
+            Some(Owner::new("root", "root")),
+        );
+        self.file_step(
+            &conf.signing_table,
+            old_signing,
+            merged_signing.text,
+            0o644,
+            Some(Owner::new("root", "root")),
+        );
+        self.file_step(
+            &conf.trusted_hosts,
+            old_trusted,
+            merged_trusted.text,
+            0o644,
+            Some(Owner::new("root", "root")),
+        );
+        Ok(self.steps[before..].iter().any(Step::changes))
+    }
+
+    /// The tables opendkim will read must agree with each other and point at
+    /// keys that exist (or are about to): `opendkim -n` checks none of this.
+    fn check_tables(&self, conf: &ConfPlan, keys: &str, signing: &str) -> Result<()> {
+        let keys = tables::parse_key_table(keys)
+            .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.key_table))?;
+        let signing = tables::parse_signing_table(signing)
+            .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.signing_table))?;
+        let orphans = tables::orphan_signing_entries(&signing, &keys);
+        if let Some(name) = orphans.first() {
+            bail!(
+                "'{}' names the key '{name}', which '{}' does not have: opendkim would refuse to \
+                 sign\nhint: add a KeyTable line for '{name}' or remove that SigningTable line",
+                conf.signing_table,
+                conf.key_table
+            );
+        }
+        for key in &keys {
+            let planned = self
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Key { path, .. } if *path == key.key_path));
+            if !planned && !self.root().exists(&key.key_path) {
+                bail!(
+                    "'{}' points '{}' at the key file '{}', which does not exist",
+                    conf.key_table,
+                    key.name,
+                    key.key_path
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_dir(&mut self, path: &str, mode: u32, owner: Owner, ids: Option<Ids>) -> Result<()> {
+        if self.steps.iter().any(
+            |s| matches!(s, Step::Dir { path: p, .. } | Step::Attrs { path: p, .. } if p == path),
+        ) {
+            return Ok(());
+        }
+        match self.root().stat(path)? {
+            None => self.steps.push(Step::Dir {
+                path: path.to_string(),
+                action: Action::Create,
+                mode,
+                owner,
+            }),
+            Some(st) if !st.is_dir => bail!("'{path}' exists but is not a directory"),
+            Some(st) => {
+                if let Some(why) = ids.and_then(|ids| dir_problem(&st, ids, owner.user == "root")) {
+                    self.steps.push(Step::Attrs {
+                        path: path.to_string(),
+                        mode,
+                        owner,
+                        why,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_key(
+        &mut self,
+        path: &str,
+        domain: &str,
+        selector: &str,
+        ids: Option<Ids>,
+    ) -> Result<()> {
+        let owner = self.owner();
+        match self.root().stat(path)? {
+            None => {
+                self.check_ancestors(path, ids)?;
+                self.steps.push(Step::Key {
+                    path: path.to_string(),
+                    action: Action::Create,
+                    bits: self.answers.bits,
+                    domain: domain.to_string(),
+                    selector: selector.to_string(),
+                    owner,
+                });
+            }
+            Some(st) => {
+                self.check_ancestors(path, ids)?;
+                let bits = match self.root().read_opt(path) {
+                    Ok(Some(pem)) => crate::keys::parse_private(&pem)
+                        .map(|k| crate::keys::bits_of(&k))
+                        .with_context(|| format!("the key file '{path}' cannot be used"))?,
+                    _ => 0,
+                };
+                self.steps.push(Step::Key {
+                    path: path.to_string(),
+                    action: Action::Unchanged,
+                    bits,
+                    domain: domain.to_string(),
+                    selector: selector.to_string(),
+                    owner: owner.clone(),
+                });
+                if let Some(ids) = ids {
+                    let mut why = Vec::new();
+                    if st.mode & 0o077 != 0 {
+                        why.push(format!("mode {:04o} lets other users read it", st.mode));
+                    }
+                    if st.uid != ids.uid || st.gid != ids.gid {
+                        why.push("opendkim must own it".to_string());
+                    }
+                    if !why.is_empty() {
+                        let why = why.join("; ");
+                        self.notes.push(format!(
+                            "the key '{path}' is fixed to opendkim:opendkim 0600: {why}"
+                        ));
+                        self.steps.push(Step::Attrs {
+                            path: path.to_string(),
+                            mode: 0o600,
+                            owner,
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// opendkim refuses a key below any directory that someone other than
+    /// root or opendkim could write to (field case B06).
+    fn check_ancestors(&self, key_path: &str, ids: Option<Ids>) -> Result<()> {
+        let Some(ids) = ids else { return Ok(()) };
+        let group = self.root().group(self.profile.group)?;
+        let mut dir = std::path::Path::new(key_path).parent();
+        while let Some(d) = dir {
+            let target = d.to_string_lossy().to_string();
+            let shown = if target.is_empty() {
+                "/".to_string()
+            } else {
+                target.clone()
+            };
+            if let Some(st) = self
+                .root()
+                .stat(if target.is_empty() { "/" } else { &target })?
+                && !self.planned_fix(&shown)
+            {
+                let extra_members = match &group {
+                    Some(g) if g.gid == st.gid => self
+                        .root()
+                        .group_members(g)?
+                        .into_iter()
+                        .any(|m| m != self.profile.user && m != "root"),
+                    _ => true,
+                };
+                let why = if st.mode & 0o002 != 0 {
+                    Some("any user can write to it".to_string())
+                } else if st.mode & 0o020 != 0 && extra_members {
+                    Some("its group can write to it".to_string())
+                } else if st.uid != 0 && st.uid != ids.uid {
+                    Some(format!("it is owned by uid {}", st.uid))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    bail!(
+                        "the key '{key_path}' is below '{shown}', and {why}: opendkim refuses \
+                         keys whose directories other users can change\nhint: chmod go-w \
+                         '{shown}' and make it owned by root, or keep keys under {}",
+                        self.profile.keys_dir
+                    );
+                }
+            }
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
+    fn planned_fix(&self, path: &str) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Attrs { path: p, .. } if p == path))
+    }
+
+    fn plan_postfix(&mut self) -> Result<PostfixPlan> {
+        let path = format!("{}/main.cf", self.profile.postfix_dir);
+        let Some(old) = self.root().read_opt(&path)? else {
+            return Err(bad_hint(
+                format!("Postfix is not installed: '{path}' not found"),
+                "install Postfix first (apt-get install postfix), then run dkim-setup again",
+            ));
+        };
+        let queue_dir =
+            main_cf::get(&old, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
+        let ours = self.answers.socket.postfix(&queue_dir);
+        if let Socket::Local { path: sock } = &self.answers.socket {
+            self.check_chroot(sock, &queue_dir)?;
+        }
+
+        let mut new = old.clone();
+        for (name, want) in [
+            ("milter_default_action", "accept"),
+            ("milter_protocol", "6"),
+        ] {
+            match main_cf::get(&new, name) {
+                None => new = main_cf::set(&new, name, want),
+                Some(v) if v == want => {}
+                Some(v) => self.notes.push(format!(
+                    "{path} has '{name} = {v}'; dkim-setup leaves it, but '{want}' is recommended"
+                )),
+            }
+        }
+        let smtpd = main_cf::merged_milter_value(&new, "smtpd_milters", &ours);
+        new = main_cf::set(&new, "smtpd_milters", &smtpd);
+        let non_smtpd = match main_cf::get(&new, "non_smtpd_milters") {
+            None => "$smtpd_milters".to_string(),
+            Some(_) => main_cf::merged_milter_value(&new, "non_smtpd_milters", &ours),
+        };
+        new = main_cf::set(&new, "non_smtpd_milters", &non_smtpd);
+        for list in ["smtpd_milters", "non_smtpd_milters"] {
+            for entry in main_cf::get(&new, list)
+                .map(|v| main_cf::split_list(&v))
+                .unwrap_or_default()
+            {
+                if entry.contains("inet:localhost:") {
+                    self.notes.push(format!(
+                        "{path}: the milter '{entry}' uses the name localhost, which may resolve to \
+                         ::1 while the milter listens on 127.0.0.1; prefer a literal address"
+                    ));
+                }
+            }
+        }
+        self.warn_about_origin(&new);
+
+        let changed = new != old;
+        self.file_step(&path, Some(old), new, 0o644, None);
+        let group_changed = self.plan_socket_group()?;
+        Ok(PostfixPlan {
+            changed: changed || group_changed,
+        })
+    }
+
+    /// A unix socket outside Postfix's chroot cannot be reached by chrooted
+    /// smtpd or cleanup (field case B08).
+    fn check_chroot(&self, sock: &str, queue_dir: &str) -> Result<()> {
+        let master = self
+            .root()
+            .read_opt(&format!("{}/master.cf", self.profile.postfix_dir))?
+            .unwrap_or_default();
+        let chrooted = master.lines().any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            !line.starts_with(char::is_whitespace)
+                && !line.starts_with('#')
+                && f.len() >= 8
+                && f[4] == "y"
+                && (f[7] == "smtpd" || f[7] == "cleanup")
+        });
+        if chrooted && !sock.starts_with(&format!("{}/", queue_dir.trim_end_matches('/'))) {
+            return Err(bad_hint(
+                format!(
+                    "invalid socket 'local:{sock}': Postfix's smtpd runs chrooted in '{queue_dir}' \
+                     (master.cf), where '{sock}' does not exist"
+                ),
+                format!(
+                    "use local:{queue_dir}/opendkim/opendkim.sock, or the default inet:8891@127.0.0.1"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Postfix must be in opendkim's group to reach a unix socket (P3, P7).
+    fn plan_socket_group(&mut self) -> Result<bool> {
+        if !matches!(self.answers.socket, Socket::Local { .. }) {
+            return Ok(false);
+        }
+        let member = match self.root().group(self.profile.group)? {
+            Some(g) => self
+                .root()
+                .group_members(&g)?
+                .iter()
+                .any(|m| m == self.profile.postfix_user),
+            None => false,
+        };
+        if member {
+            return Ok(false);
+        }
+        let mut words = vec!["usermod".to_string()];
+        if !self.ctx.root.is_live() {
+            words.extend([
+                "--root".to_string(),
+                self.ctx.root.base().display().to_string(),
+            ]);
+        }
+        words.extend(argv(&[
+            "-a",
+            "-G",
+            self.profile.group,
+            self.profile.postfix_user,
+        ]));
+        let status = if self.ctx.dry_run {
+            Status::Planned
+        } else {
+            Status::Done
+        };
+        self.steps.push(Step::Command {
+            argv: words,
+            purpose: Purpose::Change,
+            status,
+            reason: None,
+        });
+        Ok(true)
+    }
+
+    /// Mail from cron and the sendmail command is sent as user@myorigin; warn
+    /// when no signing domain covers it (field case B11).
+    fn warn_about_origin(&mut self, main: &str) {
+        let host = main_cf::get(main, "myhostname").unwrap_or_default();
+        let domain = main_cf::get(main, "mydomain").unwrap_or_else(|| {
+            host.split_once('.')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default()
+        });
+        let origin = main_cf::get(main, "myorigin").unwrap_or_else(|| "$myhostname".into());
+        let origin = if origin.starts_with('/') {
+            self.root()
+                .read_opt(&origin)
+                .ok()
+                .flatten()
+                .and_then(|t| t.lines().next().map(str::to_string))
+        } else {
+            Some(
+                origin
+                    .replace("${myhostname}", &host)
+                    .replace("$myhostname", &host)
+                    .replace("${mydomain}", &domain)
+                    .replace("$mydomain", &domain),
+            )
+        };
+        let Some(origin) = origin
+            .map(|o| o.trim().to_lowercase())
+            .filter(|o| !o.is_empty())
+        else {
+            return;
+        };
+        if !self.answers.domains.iter().any(|d| *d == origin) {
+            self.notes.push(format!(
+                "mail from local programs (cron, sendmail) is sent as user@{origin} (myorigin), \
+                 which is not a signing domain, so it will not be signed; sign for {origin} too, or \
+                 set myorigin to one of: {}",
+                self.answers.domains.join(", ")
+            ));
+        }
+    }
+
+    fn plan_checks(&mut self, changed: bool) {
+        let live = self.ctx.root.is_live();
+        let installing = self.steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::Command {
+                    purpose: Purpose::Install,
+                    ..
+                }
+            )
+        });
+        let checks: [(&[&str], &str); 3] = [
+            (
+                &["opendkim", "-n", "-x", self.profile.opendkim_conf],
+                "/usr/sbin/opendkim",
+            ),
+            (&["postfix", "check"], "/usr/sbin/postfix"),
+            (&["postconf", "-n"], "/usr/sbin/postconf"),
+        ];
+        for (words, binary) in checks {
+            let (status, reason) = if !changed {
+                (Status::Skipped, Some("nothing changed".to_string()))
+            } else if !live && !installing && !self.ctx.root.exists(binary) {
+                (
+                    Status::Skipped,
+                    Some(format!("'{binary}' is not in the tree")),
+                )
+            } else if self.ctx.dry_run {
+                (Status::Planned, None)
+            } else {
+                (Status::Done, None)
+            };
+            self.steps.push(Step::Command {
+                argv: self.ctx.target_argv(words),
+                purpose: Purpose::Check,
+                status,
+                reason,
+            });
+        }
+    }
+
+    fn plan_services(
+        &mut self,
+        conf: &ConfPlan,
+        opendkim_changed: bool,
+        postfix_changed: bool,
+    ) -> Result<()> {
+        let socket_changed = conf.old_socket.as_deref()
+            != Some(self.answers.socket.opendkim().as_str())
+            || self.steps.iter().any(|s| {
+                matches!(s, Step::File { path, action: Action::Modify, .. }
+                if self.profile.socket_overrides.iter().any(|o| o.path() == path))
+            })
+            || self.steps.iter().any(
+                |s| matches!(s, Step::Command { argv, .. } if argv.iter().any(|a| a == "usermod")),
+            );
+        let skip_reason = if !self.ctx.root.is_live() {
+            Some("offline tree (--root)")
+        } else if self.answers.no_restart {
+            Some("--no-restart")
+        } else {
+            None
+        };
+        let init = services::init_system(self.root());
+        let status = if self.ctx.dry_run {
+            Status::Planned
+        } else {
+            Status::Done
+        };
+
+        if let Some(reason) = skip_reason {
+            for (name, changed) in [
+                (self.profile.opendkim_service, opendkim_changed),
+                (self.profile.postfix_service, postfix_changed),
+            ] {
+                if changed {
+                    let action = if name == self.profile.postfix_service {
+                        ServiceAction::Reload
+                    } else {
+                        ServiceAction::Restart
+                    };
+                    self.steps.push(Step::Service {
+                        name: name.to_string(),
+                        action,
+                        argv: services::argv(init, name, action),
+                        status: Status::Skipped,
+                        reason: Some(reason.to_string()),
+                    });
+                }
+            }
+            return Ok(());
+        }
+
+        if init == Init::Systemd && !services::enabled(self.root(), self.profile.opendkim_service) {
+            self.steps.push(Step::Service {
+                name: self.profile.opendkim_service.into(),
+                action: ServiceAction::Enable,
+                argv: services::argv(init, self.profile.opendkim_service, ServiceAction::Enable),
+                status,
+                reason: None,
+            });
+        }
+        let running = !services::opendkim_pids().is_empty();
+        let action = if !running {
+            Some(ServiceAction::Start)
+        } else if socket_changed {
+            Some(ServiceAction::Restart)
+        } else if opendkim_changed {
+            Some(ServiceAction::Reload)
+        } else {
+            None
+        };
+        if let Some(action) = action {
+            let name = self.profile.opendkim_service;
+            self.steps.push(Step::Service {
+                name: name.into(),
+                action,
+                argv: services::argv(init, name, action),
+                status,
+                reason: None,
+            });
+        }
+        let action = if !services::postfix_running() {
+            Some(ServiceAction::Start)
+        } else if postfix_changed {
+            Some(ServiceAction::Reload)
+        } else {
+            None
+        };
+        if let Some(action) = action {
+            let name = self.profile.postfix_service;
+            self.steps.push(Step::Service {
+                name: name.into(),
+                action,
+                argv: services::argv(init, name, action),
+                status,
+                reason: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether a directory is fit to hold keys: owned by root or opendkim,
+/// writable by nobody else, and traversable by opendkim.
+fn dir_problem(st: &Stat, ids: Ids, root_owned_ok: bool) -> Option<String> {
+    if st.mode & 0o022 != 0 {
+        return Some(format!("mode {:04o} lets other users write to it", st.mode));
+    }
+    if st.uid != 0 && st.uid != ids.uid {
+        return Some(format!("it is owned by uid {}", st.uid));
+    }
+    let traversable = (st.uid == ids.uid && st.mode & 0o100 != 0)
+        || (st.gid == ids.gid && st.mode & 0o010 != 0)
+        || st.mode & 0o001 != 0;
+    if !traversable && !root_owned_ok {
+        return Some("opendkim cannot enter it".to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_is_read_per_package() {
+        let status = "Package: opendkim\nStatus: install ok installed\nVersion: 2\n\n\
+                      Package: opendkim-tools\nStatus: deinstall ok config-files\n";
+        assert!(dpkg_installed(status, "opendkim"));
+        assert!(!dpkg_installed(status, "opendkim-tools"));
+        assert!(!dpkg_installed(status, "postfix"));
+    }
+
+    #[test]
+    fn dataset_prefixes_are_stripped() {
+        assert_eq!(dataset_path("refile:/etc/x").as_deref(), Some("/etc/x"));
+        assert_eq!(dataset_path("file:/etc/x").as_deref(), Some("/etc/x"));
+        assert_eq!(dataset_path("/etc/x").as_deref(), Some("/etc/x"));
+        assert_eq!(dataset_path("127.0.0.1, ::1"), None);
+    }
+
+    #[test]
+    fn key_directories_must_be_private() {
+        let ids = Ids { uid: 103, gid: 107 };
+        let st = |mode, uid, gid| Stat {
+            mode,
+            uid,
+            gid,
+            is_dir: true,
+        };
+        assert!(dir_problem(&st(0o750, 103, 107), ids, false).is_none());
+        assert!(dir_problem(&st(0o750, 0, 107), ids, false).is_none());
+        assert!(dir_problem(&st(0o777, 103, 107), ids, false).is_some());
+        assert!(dir_problem(&st(0o700, 0, 0), ids, false).is_some());
+        assert!(dir_problem(&st(0o750, 1000, 107), ids, false).is_some());
+    }
+}

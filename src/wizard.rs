@@ -1,0 +1,211 @@
+//! `dkim-setup wizard`: validate the answers, plan, show or apply, report.
+//!
+//! Every answer is checked before anything is read from the machine beyond
+//! os-release, so bad input never leaves a trace. A dry run prints the plan
+//! and stops; a real run installs missing packages, plans the files against
+//! what is now on disk, applies, and prints the DNS records to publish.
+
+use crate::apply::{Applier, Progress};
+use crate::cli::{Global, WizardArgs};
+use crate::distro;
+use crate::error::{BadInput, bad_hint};
+use crate::plan::{Plan, Purpose, Status, Step};
+use crate::setup::{self, Answers, Ctx};
+use crate::system::Root;
+use crate::system::runner;
+use crate::validate;
+use anyhow::Result;
+use std::io::IsTerminal;
+
+/// Status lines on stderr, silenced by `-q`.
+pub struct Lines {
+    pub quiet: bool,
+}
+
+impl Progress for Lines {
+    fn step(&self, status: &str, text: &str) {
+        if !self.quiet {
+            eprintln!("{status:>11} {text}");
+        }
+    }
+}
+
+/// Check every answer; the first bad one is refused with exit 2.
+pub fn answers(args: &WizardArgs) -> Result<Answers> {
+    let mut domains = Vec::new();
+    for d in &args.domains {
+        let d = validate::domain(d)?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    if domains.is_empty() {
+        let why = if args.non_interactive || !std::io::stdin().is_terminal() {
+            "missing answer: no domain to sign for"
+        } else {
+            "no domain to sign for (interactive questions are not available yet)"
+        };
+        return Err(bad_hint(
+            why,
+            "pass --domain example.com (repeat it for more domains)",
+        ));
+    }
+    Ok(Answers {
+        domains,
+        selector: args
+            .selector
+            .as_deref()
+            .map(validate::selector)
+            .transpose()?,
+        bits: validate::bits(args.bits, args.allow_long_key)?,
+        socket: validate::socket(&args.socket)?,
+        trusted_hosts: args
+            .trusted_hosts
+            .iter()
+            .map(|h| validate::trusted_host(h))
+            .collect::<Result<_>>()?,
+        report_address: args
+            .report_address
+            .as_deref()
+            .map(setup::report_address)
+            .transpose()?,
+        no_install: args.no_install,
+        no_restart: args.no_restart,
+    })
+}
+
+pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
+    let answers = answers(args)?;
+    let root = Root::new(global.root.clone().unwrap_or_else(|| "/".into()));
+    let distro = distro::detect(&root)?;
+    if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(bad_hint(
+            "dkim-setup must run as root to change this system",
+            "run it with sudo, or add --dry-run to only see the plan",
+        ));
+    }
+    let runner = runner::from_env();
+    let ctx = Ctx {
+        root,
+        runner: runner.as_ref(),
+        dry_run: global.dry_run,
+    };
+    let lines = Lines {
+        quiet: global.quiet,
+    };
+    if answers.bits == 1024 {
+        eprintln!(
+            "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
+        );
+    }
+
+    let profile = distro.profile();
+    let mut missing = setup::missing_packages(&ctx, profile)?;
+    if !missing.is_empty() && answers.no_install {
+        return Err(BadInput::new(format!(
+            "{} not installed, and --no-install was given",
+            missing.join(" and ")
+        ))
+        .hint(format!(
+            "install them ({}), or run without --no-install",
+            setup::install_argv(&ctx, &distro, &missing).join(" ")
+        ))
+        .into());
+    }
+    let mut applier = Applier::new(&ctx, &lines);
+    let mut install = None;
+    if !missing.is_empty() && !ctx.dry_run {
+        let step = Step::Command {
+            argv: setup::install_argv(&ctx, &distro, &missing),
+            purpose: Purpose::Install,
+            status: Status::Done,
+            reason: None,
+        };
+        applier.run_command(&step)?;
+        install = Some(step);
+        missing.clear();
+    }
+
+    let mut plan = setup::plan(&ctx, &distro, &answers, &missing)?;
+    if let Some(step) = install {
+        plan.steps.insert(0, step);
+    }
+    if ctx.dry_run {
+        plan.dns_records = known_records(&ctx, &plan);
+        report(global, &plan, &answers, None);
+        return Ok(0);
+    }
+    let result = applier.apply(&mut plan, &answers.socket);
+    report(global, &plan, &answers, result.as_ref().err());
+    result.map(|_| 0)
+}
+
+/// In a dry run, the records of keys that already exist.
+fn known_records(ctx: &Ctx, plan: &Plan) -> Vec<crate::plan::DnsRecord> {
+    let conf = plan.distro.profile().opendkim_conf;
+    let domains: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Key {
+                domain,
+                action: crate::plan::Action::Unchanged,
+                ..
+            } => Some(domain.clone()),
+            _ => None,
+        })
+        .collect();
+    if domains.is_empty() {
+        return Vec::new();
+    }
+    crate::dns::configured_records(&ctx.root, conf, &domains).unwrap_or_default()
+}
+
+fn report(global: &Global, plan: &Plan, answers: &Answers, error: Option<&anyhow::Error>) {
+    if global.json {
+        let mut doc = plan.to_json(global.dry_run);
+        if let Some(e) = error {
+            doc["error"] = serde_json::json!(format!("{e:#}"));
+        }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        for note in &plan.notes {
+            eprintln!("note: {note}");
+        }
+        return;
+    }
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    if error.is_some() {
+        return;
+    }
+    if global.dry_run {
+        println!("Plan (dry run, nothing was changed):\n");
+        print!("{}", plan.render());
+        return;
+    }
+    let domains = answers.domains.join(", ");
+    if plan.changed() {
+        println!("DKIM signing is set up for {domains}.");
+    } else {
+        println!("Nothing to change: DKIM signing for {domains} is already set up.");
+    }
+    println!("\nPublish these DNS records (TXT):\n");
+    for r in &plan.dns_records {
+        println!(
+            "  name:  {}\n  type:  {}\n  value: {}\n",
+            r.name, r.kind, r.value
+        );
+    }
+    println!("In a zone file:\n");
+    print!(
+        "{}",
+        crate::dns::render(&plan.dns_records, crate::dns::Format::Bind)
+    );
+    println!(
+        "\nDNS changes can take from minutes up to the record's TTL (often an hour) to be seen."
+    );
+    for r in &plan.dns_records {
+        println!("Check what DNS serves with: dig +short TXT {}", r.name);
+    }
+}

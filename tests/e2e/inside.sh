@@ -1,0 +1,177 @@
+#!/bin/bash
+# Runs inside the throwaway test system (a chroot in private mount/net/pid/uts
+# namespaces, set up by run.sh): what an admin does on a fresh "Local only"
+# Postfix server, then the checks.
+#
+#   1. start rsyslogd (so /dev/log exists: opendkim logs only to syslog) and Postfix
+#   2. dkim-setup wizard --non-interactive --domain example.test --json
+#      dkim-setup dns --format json
+#   3. one mail through /usr/sbin/sendmail, one through SMTP to 127.0.0.1:25
+#   4. verify.py: both delivered to /var/mail/$RCPT, signed, and verified by
+#      dkimpy against the TXT record that `dns --format json` printed
+#   5. the same wizard again: "changed": false, no restart/reload, same opendkim pid
+#
+# Artifacts go to $OUT (run.sh copies them out). The last line on stdout is the
+# summary; any failure exits non-zero with the reason on stdout/stderr.
+set -euo pipefail
+
+E2E=${E2E_DIR:-/root/e2e}
+OUT=$E2E/out
+DKIM_SETUP=/usr/local/sbin/dkim-setup
+DOMAIN=example.test
+SELECTOR=key
+RCPT=e2e                # local user whose mbox is /var/mail/e2e
+WIZARD=(wizard --non-interactive --domain "$DOMAIN" --json)
+mkdir -p "$OUT"
+
+log() { echo "inside: $*" >&2; }
+die() {
+    echo "inside: FAILED: $*"
+    diagnostics >&2 || true
+    exit 1
+}
+# Enough context to see why a step failed without re-running by hand.
+diagnostics() {
+    echo "---- diagnostics ----"
+    echo "-- processes:"; ps -eo pid,args 2>/dev/null || true
+    echo "-- postqueue -p:"; postqueue -p 2>&1 | tail -20 || true
+    echo "-- /etc/opendkim.conf (active lines):"
+    grep -Ev '^\s*(#|$)' /etc/opendkim.conf 2>/dev/null || echo "(none)"
+    echo "-- postconf milters:"; postconf -n 2>/dev/null | grep -i milter || echo "(none)"
+    echo "-- /var/log/mail.log (tail):"; tail -40 /var/log/mail.log 2>/dev/null || true
+    echo "---- end diagnostics ----"
+}
+# Show what a dkim-setup run printed: $1 = wizard1 | dns | wizard2.
+show_run() {
+    local f=$OUT/$1.json
+    echo "---- $1: stdout ($f) ----"; head -c 20000 "$f"; echo
+    echo "---- $1: stderr ----"; tail -n 100 "$OUT/$1.stderr"
+}
+# Poll a condition (a shell command) for at most $1 seconds.
+wait_for() {
+    local secs=$1; shift
+    local end=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < end)) || return 1
+        sleep 0.2
+    done
+}
+port_open() { python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1).close()"; }
+# Pids of running opendkim processes (the pid namespace holds only ours).
+opendkim_pids() {
+    local p
+    for p in /proc/[0-9]*; do
+        if [[ $(cat "$p/comm" 2>/dev/null) == opendkim ]]; then echo "${p#/proc/}"; fi
+    done | sort -n | paste -sd ' '
+}
+count_log() { grep -cE "$1" /var/log/mail.log 2>/dev/null || true; }
+
+T_START=$SECONDS
+
+# --- 1. syslog and Postfix -------------------------------------------------
+# Debian 12's rsyslog has no init script. Our own small config: only imuxsock
+# (/dev/log). The stock config also loads imklog, which would read the host
+# kernel's /proc/kmsg; a test must not take the host's kernel log.
+cat >/run/e2e-rsyslog.conf <<'EOF'
+module(load="imuxsock")
+mail.*                          /var/log/mail.log
+*.*;auth,authpriv.none          /var/log/syslog
+EOF
+rsyslogd -f /run/e2e-rsyslog.conf -i /run/e2e-rsyslogd.pid
+wait_for 10 test -S /dev/log || die "rsyslogd did not create /dev/log"
+
+useradd --no-create-home --shell /usr/sbin/nologin "$RCPT"
+service postfix start >&2 || die "service postfix start failed"
+wait_for 20 port_open 25 || die "Postfix does not listen on 127.0.0.1:25"
+log "rsyslogd and postfix up ($((SECONDS - T_START)) s)"
+
+# --- 2. the tool -----------------------------------------------------------
+t=$SECONDS
+set +e
+"$DKIM_SETUP" "${WIZARD[@]}" >"$OUT/wizard1.json" 2>"$OUT/wizard1.stderr"
+rc=$?
+set -e
+T_WIZARD1=$((SECONDS - t))
+if ((rc != 0)); then
+    show_run wizard1
+    die "dkim-setup ${WIZARD[*]} exited $rc"
+fi
+log "wizard run 1: ok in ${T_WIZARD1} s"
+python3 "$E2E/checks.py" first-run "$OUT/wizard1.json" \
+    || { show_run wizard1; die "wizard run 1: JSON output is not as the spec says"; }
+
+set +e
+"$DKIM_SETUP" dns --format json >"$OUT/dns.json" 2>"$OUT/dns.stderr"
+rc=$?
+set -e
+((rc == 0)) || { show_run dns; die "dkim-setup dns --format json exited $rc"; }
+# The records printed by the wizard and by `dns` must be the same.
+python3 "$E2E/checks.py" records "$OUT/wizard1.json" "$OUT/dns.json" \
+    || { show_run dns; die "dns --format json: output is not as the spec says"; }
+
+pids1=$(opendkim_pids)
+[[ -n $pids1 ]] || die "no opendkim process is running after the wizard"
+port_open 8891 || die "nothing answers on 127.0.0.1:8891 after the wizard"
+log "opendkim running (pid $pids1), dns.json saved"
+
+# --- 3. two mails ----------------------------------------------------------
+# sendmail: goes through pickup/cleanup, i.e. non_smtpd_milters.
+/usr/sbin/sendmail -f "someone@$DOMAIN" -i "$RCPT" <<EOF || die "sendmail exited non-zero"
+From: Someone <someone@$DOMAIN>
+To: $RCPT@localhost
+Subject: e2e-via-sendmail
+Message-ID: <e2e-sendmail@$DOMAIN>
+
+Signed through sendmail (non_smtpd_milters).
+EOF
+
+# SMTP to 127.0.0.1:25: goes through smtpd, i.e. smtpd_milters.
+python3 - "$DOMAIN" "$RCPT" <<'EOF' || die "SMTP submission to 127.0.0.1:25 failed"
+import smtplib, sys
+domain, rcpt = sys.argv[1:3]
+msg = (f"From: Someone <someone@{domain}>\r\n"
+       f"To: {rcpt}@localhost\r\n"
+       "Subject: e2e-via-smtp\r\n"
+       f"Message-ID: <e2e-smtp@{domain}>\r\n"
+       "\r\n"
+       "Signed through smtpd (smtpd_milters).\r\n")
+with smtplib.SMTP("127.0.0.1", 25, timeout=30) as s:
+    s.sendmail(f"someone@{domain}", [f"{rcpt}@localhost"], msg)
+EOF
+log "both mails submitted"
+
+# --- 4. delivered, signed, verified ----------------------------------------
+t=$SECONDS
+python3 "$E2E/verify.py" --mbox "/var/mail/$RCPT" --dns "$OUT/dns.json" \
+    --domain "$DOMAIN" --selector "$SELECTOR" --timeout 30 \
+    e2e-via-sendmail e2e-via-smtp \
+    || die "DKIM check of the delivered mails failed (see verify: lines above)"
+log "both mails delivered+verified in $((SECONDS - t)) s"
+
+# --- 5. second run: idempotent ---------------------------------------------
+sleep 1   # let rsyslog write out what happened so far
+starts_before=$(count_log 'opendkim\[[0-9]+\]: OpenDKIM Filter .* starting')
+reloads_before=$(count_log 'opendkim\[[0-9]+\]: configuration reloaded|postfix/(postfix-script|master)\[[0-9]+\]: .*(reload|starting the Postfix)')
+t=$SECONDS
+set +e
+"$DKIM_SETUP" "${WIZARD[@]}" >"$OUT/wizard2.json" 2>"$OUT/wizard2.stderr"
+rc=$?
+set -e
+T_WIZARD2=$((SECONDS - t))
+if ((rc != 0)); then
+    show_run wizard2
+    die "second dkim-setup ${WIZARD[*]} exited $rc"
+fi
+python3 "$E2E/checks.py" second-run "$OUT/wizard2.json" \
+    || { show_run wizard2; die "second run was not a no-op (see check: lines above)"; }
+sleep 1
+pids2=$(opendkim_pids)
+[[ $pids1 == "$pids2" ]] || die "opendkim pid changed on the second run: '$pids1' -> '$pids2'"
+starts_after=$(count_log 'opendkim\[[0-9]+\]: OpenDKIM Filter .* starting')
+reloads_after=$(count_log 'opendkim\[[0-9]+\]: configuration reloaded|postfix/(postfix-script|master)\[[0-9]+\]: .*(reload|starting the Postfix)')
+[[ $starts_before == "$starts_after" && $reloads_before == "$reloads_after" ]] \
+    || die "the second run restarted or reloaded a service (mail.log: opendkim starts $starts_before -> $starts_after, reloads $reloads_before -> $reloads_after)"
+log "wizard run 2: unchanged, nothing restarted, opendkim pid $pids2 kept (${T_WIZARD2} s)"
+
+echo "e2e: sendmail signed+verified, smtp signed+verified, second run unchanged" \
+     "(wizard ${T_WIZARD1} s + ${T_WIZARD2} s; inside total $((SECONDS - T_START)) s)"

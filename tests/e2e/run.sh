@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# One end-to-end run of dkim-setup on a throwaway Debian 12 system.
+#
+#   usage: tests/e2e/run.sh /path/to/dkim-setup
+#
+# - build-tree.sh provides the cached bookworm tree (postfix "Local only",
+#   rsyslog, python3-dkim; opendkim only downloaded).
+# - This script re-executes itself in new mount, network, pid, uts and ipc
+#   namespaces (`unshare --fork`). There it lays a copy-on-write overlay over
+#   the tree (fallback: a full copy), gives it its own /proc and a tiny tmpfs
+#   /dev (P20: never the host's /dev), brings up loopback, and chroots into it
+#   to run inside.sh with the binary copied in.
+# - The host's /etc, ports and processes are never touched: every daemon lives
+#   in the pid namespace and dies with it, every mount vanishes with the mount
+#   namespace, and the only network is the namespace's own loopback.
+#
+# Artifacts (wizard JSON, dns.json, mail.log, the mbox) are kept in
+# $E2E_ARTIFACTS (default <cache>/last-run); the overlay's upper dir is removed.
+# Exit status: 0 on success; the last stdout line is the summary.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${E2E_CACHE_DIR:-$REPO/target/e2e}
+# Bounds, so a hang fails the test instead of blocking it forever.
+INSIDE_TIMEOUT=${E2E_INSIDE_TIMEOUT:-300}
+
+log() { echo "run: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+populate_dev() {   # same minimal /dev as build-tree.sh
+    local dev=$1
+    mknod -m 666 "$dev/null" c 1 3
+    mknod -m 666 "$dev/zero" c 1 5
+    mknod -m 666 "$dev/full" c 1 7
+    mknod -m 666 "$dev/random" c 1 8
+    mknod -m 666 "$dev/urandom" c 1 9
+    mknod -m 666 "$dev/tty" c 5 0
+    ln -s /proc/self/fd "$dev/fd"
+    ln -s /proc/self/fd/0 "$dev/stdin"
+    ln -s /proc/self/fd/1 "$dev/stdout"
+    ln -s /proc/self/fd/2 "$dev/stderr"
+}
+
+# ---------------------------------------------------------------------------
+# In the namespaces (we are pid 1 of the new pid namespace).
+# ---------------------------------------------------------------------------
+in_namespace() {
+    local tree=$1 work=$2 bin=$3 artifacts=$4
+    local root=$work/root
+
+    # No mount event may reach the host (unshare defaults to this; be explicit).
+    mount --make-rprivate /
+
+    mkdir -p "$work/upper" "$work/ovl-work" "$root"
+    if mount -t overlay overlay \
+        -o "lowerdir=$tree,upperdir=$work/upper,workdir=$work/ovl-work" "$root" 2>/dev/null; then
+        log "overlay over the cached tree"
+    else
+        log "overlayfs unavailable; copying the tree (slower)"
+        cp -a "$tree/." "$root/"
+    fi
+
+    mount -t proc proc "$root/proc"          # this pid namespace's /proc
+    mount -t tmpfs -o mode=755,nosuid dev "$root/dev"
+    populate_dev "$root/dev"
+    # Fresh /run and /tmp like a booted system (no stale pid files, P20).
+    mount -t tmpfs -o mode=755,nosuid,nodev run "$root/run"
+    mkdir -p "$root/run/lock" && chmod 1777 "$root/run/lock"
+    mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$root/tmp"
+
+    ip link set lo up
+    hostname mail.example.test
+
+    install -m 0755 "$bin" "$root/usr/local/sbin/dkim-setup"
+    mkdir -p "$root/root/e2e"
+    install -m 0755 "$HERE/inside.sh" "$HERE/verify.py" "$HERE/checks.py" "$root/root/e2e/"
+
+    local rc=0
+    timeout --kill-after=10 "$INSIDE_TIMEOUT" \
+        chroot "$root" /usr/bin/env -i \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        HOME=/root LANG=C.UTF-8 TERM=dumb \
+        /bin/bash /root/e2e/inside.sh </dev/null || rc=$?
+    ((rc == 124)) && log "inside.sh timed out after ${INSIDE_TIMEOUT} s"
+
+    # Keep what is needed to understand a failure.
+    mkdir -p "$artifacts"
+    cp -a "$root/root/e2e/out/." "$artifacts/" 2>/dev/null || true
+    local f
+    for f in var/log/mail.log var/log/syslog etc/opendkim.conf etc/postfix/main.cf \
+        etc/opendkim/KeyTable etc/opendkim/SigningTable etc/opendkim/TrustedHosts \
+        etc/default/opendkim; do
+        [[ -e $root/$f ]] && cp "$root/$f" "$artifacts/$(echo "$f" | tr / _)"
+    done
+    cp -a "$root/var/mail/." "$artifacts/mail/" 2>/dev/null || true
+    return "$rc"
+    # Returning ends pid 1: the kernel kills every daemon in the namespace, and
+    # the mounts go with the mount namespace.
+}
+
+if [[ ${1:-} == --in-namespace ]]; then
+    shift
+    in_namespace "$@"
+    exit $?
+fi
+
+# ---------------------------------------------------------------------------
+# On the host.
+# ---------------------------------------------------------------------------
+[[ $# -eq 1 ]] || { echo "usage: $0 /path/to/dkim-setup" >&2; exit 2; }
+bin=$(readlink -f "$1")
+[[ -x $bin ]] || die "not an executable: $1"
+[[ $(id -u) == 0 ]] || die "must run as root (namespaces, mounts, chroot)"
+for cmd in unshare chroot ip mknod timeout; do
+    command -v "$cmd" >/dev/null || die "missing command: $cmd"
+done
+
+start=$SECONDS
+tree=$("$HERE/build-tree.sh") || die "could not build the test tree"
+t_tree=$((SECONDS - start))
+
+mkdir -p "$CACHE/runs"
+work=$(mktemp -d "$CACHE/runs/run.XXXXXX")   # same filesystem as the tree
+artifacts=${E2E_ARTIFACTS:-$CACHE/last-run}
+rm -rf "$artifacts"
+cleanup() {
+    # The namespace is gone by now, so nothing is mounted under $work; check
+    # anyway before deleting (rm -rf through a live mount would hit the tree).
+    if grep -qF " $work/" /proc/self/mountinfo; then
+        log "WARNING: something still mounted under $work; not deleting it"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+
+log "running $bin in fresh namespaces"
+t0=$SECONDS
+rc=0
+unshare --mount --net --pid --uts --ipc --fork --kill-child \
+    bash "$SELF" --in-namespace "$tree" "$work" "$bin" "$artifacts" || rc=$?
+log "namespaced run: $((SECONDS - t0)) s (tree: ${t_tree} s), artifacts in $artifacts"
+if ((rc != 0)); then
+    log "FAILED (exit $rc)"
+    exit "$rc"
+fi
+echo "e2e: wall time $((SECONDS - start)) s (tree ${t_tree} s, run $((SECONDS - t0)) s)"
