@@ -869,7 +869,7 @@ impl Planner<'_> {
         else {
             return;
         };
-        if !self.answers.domains.iter().any(|d| *d == origin) {
+        if !self.answers.domains.contains(&origin) {
             self.notes.push(format!(
                 "mail from local programs (cron, sendmail) is sent as user@{origin} (myorigin), \
                  which is not a signing domain, so it will not be signed; sign for {origin} too, or \
