@@ -5,8 +5,9 @@
   checks.py records WIZARD.json DNS.json   `dns --format json` is a list of
                                            {name, type, value, strings} and agrees
                                            with the wizard's dns_records
-  checks.py second-run WIZARD.json         "changed": false, every file/key step
-                                           "unchanged", no service/package command run
+  checks.py second-run WIZARD.json         "changed": false, every file/key/dir step
+                                           "unchanged", no service step or service/package
+                                           command run
 
 Prints what is wrong and exits 1; exits 0 when all is well.
 """
@@ -78,12 +79,18 @@ def second_run(path):
         problems.append(f'"changed" is {doc.get("changed")!r}, expected false')
     for step in doc.get("steps", []):
         kind = step.get("kind")
-        if kind in ("file", "key") and step.get("action") != "unchanged":
-            problems.append(f"{kind} step {step.get('path')}: action {step.get('action')!r}, expected 'unchanged'")
-        elif kind == "command" and step.get("status") == "done":
-            argv = [str(a) for a in step.get("argv", [])]
-            if argv and (SERVICE_PROG.search(argv[0]) or any(SERVICE_WORD.match(a) for a in argv[1:])):
+        argv = [str(a) for a in step.get("argv", [])]
+        ran = step.get("status", "done") == "done"
+        if kind == "service":
+            # e.g. {"kind": "service", "name": "opendkim", "action": "start", "argv": [...], "status": "done"}
+            if ran:
+                problems.append(f"service {step.get('name')} {step.get('action')}: {' '.join(argv)}")
+        elif kind == "command":
+            if ran and argv and (SERVICE_PROG.search(argv[0]) or any(SERVICE_WORD.match(a) for a in argv[1:])):
                 problems.append(f"command run: {' '.join(argv)}")
+        elif step.get("action", "unchanged") != "unchanged":
+            # file, key, dir, and any kind added later that changes the system
+            problems.append(f"{kind} step {step.get('path')}: action {step.get('action')!r}, expected 'unchanged'")
     for p in problems:
         print(f"check: second run: {p}")
     if problems:

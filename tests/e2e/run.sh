@@ -59,7 +59,7 @@ in_namespace() {
         -o "lowerdir=$tree,upperdir=$work/upper,workdir=$work/ovl-work" "$root" 2>/dev/null; then
         log "overlay over the cached tree"
     else
-        log "overlayfs unavailable; copying the tree (slower)"
+        log "no overlay (unavailable, or E2E_NO_OVERLAY set); copying the tree (slower)"
         cp -a "$tree/." "$root/"
     fi
 

@@ -1,0 +1,96 @@
+//! A failing check of the new configuration restores every file, removes
+//! what the run created, exits 1 and says what was restored.
+
+use crate::common::*;
+
+/// The error line of a failed run.
+fn error_text(out: &Outcome) -> &str {
+    out.stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr))
+}
+
+#[test]
+fn failing_opendkim_check_restores_the_fresh_tree() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = tree.wizard_failing(&["-d", "example.test"], Some("opendkim -n"));
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    assert!(!tree.exists("etc/opendkim"), "created dir left behind");
+
+    let root = tree.root_str();
+    assert_eq!(
+        tree.recorded(),
+        [vec!["chroot", &root, "opendkim", "-n", "-x", "/etc/opendkim.conf"]],
+        "nothing may run after the failed check"
+    );
+    let error = error_text(&out);
+    assert!(error.contains("opendkim -n"), "{error}");
+    for restored in [
+        "/etc/opendkim.conf",
+        "/etc/default/opendkim",
+        "/etc/postfix/main.cf",
+    ] {
+        assert!(error.contains(restored), "does not say {restored} was restored: {error}");
+    }
+    assert!(error.contains("restored"), "{error}");
+    assert!(error.contains("removed"), "{error}");
+    assert!(
+        error.contains("/etc/opendkim/keys/example.test/key.private"),
+        "does not say the key was removed: {error}"
+    );
+}
+
+#[test]
+fn failing_postfix_check_restores_and_reports_in_json() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = tree.wizard_failing(&["-d", "example.test", "--json"], Some("postfix check"));
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    let doc = out.json();
+    let error = doc["error"].as_str().expect("an error field");
+    assert!(error.contains("postfix check"), "{error}");
+    assert!(error.contains("restored"), "{error}");
+    let failed: Vec<&serde_json::Value> = steps(&doc)
+        .iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["argv"][3], "check");
+}
+
+#[test]
+fn failing_check_on_a_second_domain_keeps_the_first_setup() {
+    let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    let before = tree.snapshot();
+    let out = tree.wizard_failing(&["-d", "other.example"], Some("opendkim -n"));
+    out.assert_code(1);
+    let mut after = tree.snapshot();
+    // Backups of the first run are kept; the failed run's may be added.
+    after.retain(|p, _| !p.starts_with("var/backups") || before.contains_key(p));
+    assert_same_tree(&before, &after);
+    assert!(!tree.exists("etc/opendkim/keys/other.example"));
+}
+
+#[test]
+fn failing_postconf_warning_restores_too() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = tree.wizard_failing(&["-d", "example.test"], Some("postconf -n"));
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+}
+
+#[test]
+#[ignore = "bug: a failed run leaves var/backups/dkim-setup/STAMP behind in the restored tree"]
+fn failing_check_leaves_no_trace_at_all() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = tree.wizard_failing(&["-d", "example.test"], Some("opendkim -n"));
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot());
+}
