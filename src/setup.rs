@@ -287,15 +287,9 @@ impl Planner<'_> {
         let key_table = table("KeyTable", "KeyTable");
         let signing_table = table("SigningTable", "SigningTable");
         let trusted_hosts = table("InternalHosts", "TrustedHosts");
-        let inline_internal = match opendkim_conf::get(&base, "InternalHosts") {
-            Some(v) if dataset_path(&v).is_none() && !v.contains(':') || v.starts_with("csl:") => v
-                .trim_start_matches("csl:")
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            _ => Vec::new(),
-        };
+        let inline_internal = opendkim_conf::get(&base, "InternalHosts")
+            .map(|v| inline_hosts(&v))
+            .unwrap_or_default();
 
         if let Some(old) = opendkim_conf::get(&base, "SigningTable")
             && !old.starts_with("refile:")
@@ -1022,6 +1016,26 @@ impl Planner<'_> {
     }
 }
 
+/// The hosts of an inline InternalHosts list (`csl:` or a bare comma list),
+/// kept when the setting moves to the TrustedHosts file. Other data set
+/// types (files, databases) give nothing.
+fn inline_hosts(value: &str) -> Vec<String> {
+    const TYPES: &[&str] = &[
+        "file", "refile", "db", "dsn", "ldap", "ldapi", "ldaps", "lua", "memcache", "mdb", "mysql",
+        "odbc", "pgsql", "redis", "sqlite3",
+    ];
+    let list = match value.split_once(':') {
+        Some(("csl", rest)) => rest,
+        Some((kind, _)) if TYPES.contains(&kind) => return Vec::new(),
+        _ if value.starts_with('/') => return Vec::new(),
+        _ => value,
+    };
+    list.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Whether a directory is fit to hold keys: owned by root or opendkim,
 /// writable by nobody else, and traversable by opendkim.
 fn dir_problem(st: &Stat, ids: Ids, root_owned_ok: bool) -> Option<String> {
@@ -1051,6 +1065,18 @@ mod tests {
         assert!(dpkg_installed(status, "opendkim"));
         assert!(!dpkg_installed(status, "opendkim-tools"));
         assert!(!dpkg_installed(status, "postfix"));
+    }
+
+    #[test]
+    fn inline_internal_hosts_are_kept() {
+        assert_eq!(
+            inline_hosts("192.168.0.0/16, 10.0.0.0/8"),
+            vec!["192.168.0.0/16", "10.0.0.0/8"]
+        );
+        assert_eq!(inline_hosts("csl:::1,127.0.0.1"), vec!["::1", "127.0.0.1"]);
+        assert_eq!(inline_hosts("::1"), vec!["::1"]);
+        assert!(inline_hosts("refile:/etc/opendkim/TrustedHosts").is_empty());
+        assert!(inline_hosts("/etc/opendkim/TrustedHosts").is_empty());
     }
 
     #[test]
