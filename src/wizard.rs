@@ -100,6 +100,14 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     }
 
     let profile = distro.profile();
+    let main_cf = format!("{}/main.cf", profile.postfix_dir);
+    if !ctx.root.exists(&main_cf) {
+        return Err(bad_hint(
+            format!("Postfix is not installed: '{main_cf}' not found"),
+            "install and configure Postfix first (apt-get install postfix), then run dkim-setup \
+             again",
+        ));
+    }
     let mut missing = setup::missing_packages(&ctx, profile)?;
     if !missing.is_empty() && answers.no_install {
         return Err(BadInput::new(format!(
