@@ -23,3 +23,5 @@ mod json;
 mod refused;
 #[path = "cli/restore.rs"]
 mod restore;
+#[path = "cli/services.rs"]
+mod services;

@@ -83,18 +83,30 @@ fn dns_output_matches_the_wizard_and_the_text_report() {
     let plain = tree.run(&["dns", "--format", "plain"]);
     let bind = tree.run(&["dns", "--format", "bind"]);
     let value = plain.stdout.trim_end().splitn(3, ' ').nth(2).unwrap();
-    assert!(text.stdout.contains(&format!("value: {value}\n")), "{}", text.stdout);
-    assert!(text.stdout.contains(bind.stdout.as_str()), "{}", text.stdout);
+    assert!(
+        text.stdout.contains(&format!("value: {value}\n")),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.contains(bind.stdout.as_str()),
+        "{}",
+        text.stdout
+    );
 }
 
 #[test]
 fn dns_with_domain_filters_and_unknown_domain_fails() {
     let tree = Tree::debian12();
-    tree.wizard(&["-d", "a.example", "-d", "b.example"]).assert_ok();
+    tree.wizard(&["-d", "a.example", "-d", "b.example"])
+        .assert_ok();
     let out = tree.run(&["dns", "-d", "b.example"]);
     out.assert_ok();
     assert_eq!(out.stdout.lines().count(), 1);
-    assert!(out.stdout.starts_with("key._domainkey.b.example TXT v=DKIM1; k=rsa; p="));
+    assert!(
+        out.stdout
+            .starts_with("key._domainkey.b.example TXT v=DKIM1; k=rsa; p=")
+    );
 
     let missing = tree.run(&["dns", "-d", "c.example"]);
     missing.assert_failed();

@@ -18,11 +18,21 @@ fn dry_run_changes_nothing_and_prints_unified_diffs() {
         "+++ b/etc/opendkim/KeyTable\n",
         "+++ b/etc/opendkim/SigningTable\n",
     ] {
-        assert!(out.stdout.contains(header), "no {header:?} in:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(header),
+            "no {header:?} in:\n{}",
+            out.stdout
+        );
     }
-    assert!(out.stdout.contains("\n-Socket\t\t\tlocal:/run/opendkim/opendkim.sock\n"));
+    assert!(
+        out.stdout
+            .contains("\n-Socket\t\t\tlocal:/run/opendkim/opendkim.sock\n")
+    );
     assert!(out.stdout.contains("\n+Socket\t\t\tinet:8891@127.0.0.1\n"));
-    assert!(out.stdout.contains("\n+smtpd_milters = inet:127.0.0.1:8891\n"));
+    assert!(
+        out.stdout
+            .contains("\n+smtpd_milters = inet:127.0.0.1:8891\n")
+    );
     assert!(
         out.stdout
             .contains("generate  /etc/opendkim/keys/example.test/key.private (2048-bit RSA)"),
@@ -75,7 +85,14 @@ fn dry_run_json_plans_every_step_and_changes_nothing() {
     assert_eq!(
         argvs,
         [
-            vec!["chroot", &root, "opendkim", "-n", "-x", "/etc/opendkim.conf"],
+            vec![
+                "chroot",
+                &root,
+                "opendkim",
+                "-n",
+                "-x",
+                "/etc/opendkim.conf"
+            ],
             vec!["chroot", &root, "postfix", "check"],
             vec!["chroot", &root, "postconf", "-n"],
         ]

@@ -36,7 +36,10 @@ fn fresh_run_writes_a_complete_opendkim_conf() {
     );
     assert!(!conf.contains("RequireSafeKeys"), "{conf}");
     for key in ["KeyFile", "Selector", "Domain"] {
-        assert!(active_values(&conf, key).is_empty(), "{key} active:\n{conf}");
+        assert!(
+            active_values(&conf, key).is_empty(),
+            "{key} active:\n{conf}"
+        );
     }
     // The packaged comments and settings the tool does not own stay.
     for kept in [
@@ -129,7 +132,10 @@ fn fresh_run_makes_etc_default_opendkim_agree_with_the_socket() {
         .filter_map(|l| l.strip_prefix("SOCKET="))
         .collect();
     assert_eq!(sockets, active_values(&conf, "Socket"));
-    assert!(default.contains("#SOCKET=inet:12345@localhost"), "{default}");
+    assert!(
+        default.contains("#SOCKET=inet:12345@localhost"),
+        "{default}"
+    );
 }
 
 #[test]
@@ -151,9 +157,13 @@ fn fresh_run_backs_up_every_file_it_modifies() {
         "etc/default/opendkim",
         "etc/postfix/main.cf",
     ] {
-        let backup = fs::read(run.join(modified))
-            .unwrap_or_else(|e| panic!("no backup of {modified}: {e}"));
-        assert_eq!(backup, fs::read(fixture.join(modified)).unwrap(), "{modified}");
+        let backup =
+            fs::read(run.join(modified)).unwrap_or_else(|e| panic!("no backup of {modified}: {e}"));
+        assert_eq!(
+            backup,
+            fs::read(fixture.join(modified)).unwrap(),
+            "{modified}"
+        );
     }
     // Created files need no backup.
     assert!(!run.join("etc/opendkim/KeyTable").exists());
@@ -164,7 +174,13 @@ fn fresh_run_prints_the_record_and_how_to_check_it() {
     let tree = Tree::debian12();
     let out = tree.setup_example();
     let plain = tree.run(&["dns", "--format", "plain"]);
-    let value = plain.stdout.trim_end().splitn(3, ' ').nth(2).unwrap().to_string();
+    let value = plain
+        .stdout
+        .trim_end()
+        .splitn(3, ' ')
+        .nth(2)
+        .unwrap()
+        .to_string();
     assert!(out.stdout.contains("key._domainkey.example.test"));
     assert!(out.stdout.contains(&value), "{}", out.stdout);
     assert!(
@@ -232,7 +248,10 @@ fn two_domains_in_one_run_get_their_own_keys_and_lines() {
         .iter()
         .map(|r| r["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["key._domainkey.a.example", "key._domainkey.b.example"]);
+    assert_eq!(
+        names,
+        ["key._domainkey.a.example", "key._domainkey.b.example"]
+    );
     let main = tree.read("etc/postfix/main.cf");
     assert_eq!(main.matches("8891").count(), 1, "{main}");
 }
@@ -266,20 +285,34 @@ fn adding_a_domain_later_keeps_the_first_domain_unchanged() {
     assert_eq!(tree.read("etc/opendkim.conf"), conf);
     assert_eq!(tree.read("etc/postfix/main.cf"), main);
     let doc = out.json();
-    assert_eq!(step(&doc, "file", "/etc/opendkim.conf").unwrap()["action"], "unchanged");
-    assert_eq!(step(&doc, "file", "/etc/postfix/main.cf").unwrap()["action"], "unchanged");
+    assert_eq!(
+        step(&doc, "file", "/etc/opendkim.conf").unwrap()["action"],
+        "unchanged"
+    );
+    assert_eq!(
+        step(&doc, "file", "/etc/postfix/main.cf").unwrap()["action"],
+        "unchanged"
+    );
 
     // And both domains are published.
     let dns = tree.run(&["dns", "--format", "plain"]);
     dns.assert_ok();
-    let names: Vec<&str> = dns.stdout.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["key._domainkey.a.example", "key._domainkey.b.example"]);
+    let names: Vec<&str> = dns
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["key._domainkey.a.example", "key._domainkey.b.example"]
+    );
 }
 
 #[test]
 fn repeated_domain_is_signed_once() {
     let tree = Tree::debian12();
-    tree.wizard(&["-d", "example.test", "-d", "EXAMPLE.test"]).assert_ok();
+    tree.wizard(&["-d", "example.test", "-d", "EXAMPLE.test"])
+        .assert_ok();
     assert_eq!(
         tree.read("etc/opendkim/SigningTable"),
         "*@example.test key._domainkey.example.test\n"
@@ -332,4 +365,59 @@ fn systemd_override_from_the_generate_script_gets_the_same_socket() {
         "override.conf still disagrees:\n{text}"
     );
     assert!(!text.contains("@localhost"), "{text}");
+}
+
+#[test]
+fn idn_domain_is_written_as_a_label() {
+    let tree = Tree::debian12();
+    let out = tree.wizard(&["-d", "Bücher.Example", "--json"]);
+    out.assert_ok();
+    assert_eq!(
+        tree.read("etc/opendkim/SigningTable"),
+        "*@xn--bcher-kva.example key._domainkey.xn--bcher-kva.example\n"
+    );
+    assert!(tree.exists("etc/opendkim/keys/xn--bcher-kva.example/key.private"));
+    assert_eq!(
+        out.json()["dns_records"][0]["name"],
+        "key._domainkey.xn--bcher-kva.example"
+    );
+}
+
+#[test]
+fn report_address_is_written_to_opendkim_conf() {
+    let tree = Tree::debian12();
+    tree.wizard(&[
+        "-d",
+        "example.test",
+        "--report-address",
+        "postmaster@example.test",
+    ])
+    .assert_ok();
+    assert_eq!(
+        active_values(&tree.read("etc/opendkim.conf"), "ReportAddress"),
+        ["postmaster@example.test"]
+    );
+}
+
+#[test]
+fn conflicting_keyfile_selector_and_domain_are_commented_out() {
+    let tree = Tree::debian12();
+    tree.edit(
+        "etc/opendkim.conf",
+        "#Domain\t\t\texample.com\n#Selector\t\t2020\n#KeyFile\t\t/etc/dkimkeys/example.private\n",
+        "Domain\t\t\texample.com\nSelector\t\t2020\nKeyFile\t\t/etc/dkimkeys/example.private\n",
+    );
+    tree.setup_example();
+    let conf = tree.read("etc/opendkim.conf");
+    for key in ["Domain", "Selector", "KeyFile"] {
+        assert!(
+            active_values(&conf, key).is_empty(),
+            "{key} still active:\n{conf}"
+        );
+    }
+    assert!(
+        conf.contains("example.com"),
+        "the old value was deleted:\n{conf}"
+    );
+    assert!(conf.contains("/etc/dkimkeys/example.private"), "{conf}");
 }

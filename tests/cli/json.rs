@@ -80,7 +80,14 @@ fn json_paths_never_carry_the_root_prefix() {
     assert_eq!(
         recorded,
         [
-            vec!["chroot", &root, "opendkim", "-n", "-x", "/etc/opendkim.conf"],
+            vec![
+                "chroot",
+                &root,
+                "opendkim",
+                "-n",
+                "-x",
+                "/etc/opendkim.conf"
+            ],
             vec!["chroot", &root, "postfix", "check"],
             vec!["chroot", &root, "postconf", "-n"],
         ]

