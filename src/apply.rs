@@ -256,6 +256,7 @@ impl<'a> Applier<'a> {
             Step::Service {
                 name,
                 action,
+                argv,
                 status,
                 ..
             } => {
@@ -269,7 +270,8 @@ impl<'a> Applier<'a> {
                     ServiceAction::Reload => "reloading",
                 };
                 self.progress.step(verb, name);
-                services::perform(self.ctx.runner, &self.ctx.root, init, name, *action, socket)
+                let (runner, root) = (self.ctx.runner, &self.ctx.root);
+                services::perform(runner, root, init, name, *action, argv, socket)
             }
         }
     }
@@ -517,12 +519,14 @@ impl<'a> Applier<'a> {
             let socket = old_socket.unwrap_or(Socket::Local {
                 path: "/run/opendkim/opendkim.sock".into(),
             });
+            let argv = services::argv(init, "opendkim", action);
             if let Err(e) = services::perform(
                 self.ctx.runner,
                 &self.ctx.root,
                 init,
                 "opendkim",
                 action,
+                &argv,
                 &socket,
             ) {
                 self.progress.step(

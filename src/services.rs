@@ -88,13 +88,15 @@ fn processes(matches: impl Fn(&str, &str) -> bool) -> Vec<u32> {
     pids
 }
 
-/// Run a service action and, for opendkim, prove it came up.
+/// Run a service action (`argv` as planned) and, for opendkim on a live
+/// system, prove it came up.
 pub fn perform(
     runner: &dyn Runner,
     root: &Root,
     init: Init,
     name: &str,
     action: ServiceAction,
+    argv: &[String],
     socket: &Socket,
 ) -> Result<()> {
     let is_opendkim = name == "opendkim";
@@ -107,11 +109,11 @@ pub fn perform(
                 opendkim_pids()
             );
         }
-        run_checked(runner, &argv(init, name, ServiceAction::Start))?;
+        run_checked(runner, &self::argv(init, name, ServiceAction::Start))?;
     } else {
-        run_checked(runner, &argv(init, name, action))?;
+        run_checked(runner, argv)?;
     }
-    if is_opendkim && action != ServiceAction::Enable {
+    if is_opendkim && action != ServiceAction::Enable && root.is_live() {
         probe(root, socket, Duration::from_secs(15))?;
     }
     Ok(())

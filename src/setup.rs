@@ -167,8 +167,9 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
     let ids = p.resolve_ids(missing.is_empty())?;
     let conf = p.plan_opendkim_conf(missing.is_empty())?;
     p.plan_socket_overrides()?;
+    p.plan_socket_dir(ids)?;
     let keys_changed = p.plan_keys_and_tables(&conf, ids)?;
-    let postfix = p.plan_postfix()?;
+    let postfix = p.plan_postfix(&conf)?;
 
     let opendkim_changed = p
         .steps
@@ -368,6 +369,23 @@ impl Planner<'_> {
         })
     }
 
+    /// A unix socket's directory must exist and belong to opendkim (P7).
+    fn plan_socket_dir(&mut self, ids: Option<Ids>) -> Result<()> {
+        let Socket::Local { path } = &self.answers.socket else {
+            return Ok(());
+        };
+        let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .map(|d| d.display().to_string())
+        else {
+            return Ok(());
+        };
+        if self.root().stat(&dir)?.is_none() {
+            self.ensure_dir(&dir, 0o750, self.owner(), ids)?;
+        }
+        Ok(())
+    }
+
     fn plan_socket_overrides(&mut self) -> Result<()> {
         let socket = self.answers.socket.opendkim();
         for over in self.profile.socket_overrides {
@@ -428,6 +446,24 @@ impl Planner<'_> {
                 .map_err(|e| anyhow::anyhow!("'{}' {e}", conf.signing_table))?,
             None => Vec::new(),
         };
+
+        let orphans = tables::orphan_signing_entries(&existing_signing, &existing_keys);
+        if let Some(name) = orphans.first() {
+            let text = old_signing.as_deref().unwrap_or("");
+            let line = text
+                .lines()
+                .position(|l| {
+                    !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(name)
+                })
+                .map_or(0, |i| i + 1);
+            bail!(
+                "'{}' line {line} names the key '{name}', which '{}' does not have: opendkim \
+                 cannot sign with it\nhint: add '{name}' to the KeyTable or remove that line; \
+                 nothing was changed",
+                conf.signing_table,
+                conf.key_table
+            );
+        }
 
         let before = self.steps.len();
         self.ensure_dir(
@@ -702,7 +738,7 @@ impl Planner<'_> {
             .any(|s| matches!(s, Step::Attrs { path: p, .. } if p == path))
     }
 
-    fn plan_postfix(&mut self) -> Result<PostfixPlan> {
+    fn plan_postfix(&mut self, conf: &ConfPlan) -> Result<PostfixPlan> {
         let path = format!("{}/main.cf", self.profile.postfix_dir);
         let Some(old) = self.root().read_opt(&path)? else {
             return Err(bad_hint(
@@ -728,6 +764,26 @@ impl Planner<'_> {
                 Some(v) => self.notes.push(format!(
                     "{path} has '{name} = {v}'; dkim-setup leaves it, but '{want}' is recommended"
                 )),
+            }
+        }
+        let stale: Vec<String> = conf
+            .old_socket
+            .iter()
+            .filter_map(|old| validate::socket(old).ok())
+            .map(|old| old.postfix(&queue_dir))
+            .filter(|old| *old != ours)
+            .collect();
+        for list in ["smtpd_milters", "non_smtpd_milters"] {
+            let Some(value) = main_cf::get(&new, list) else {
+                continue;
+            };
+            let (replaced, gone) = replace_stale_milters(&value, &ours, &stale);
+            if replaced != value {
+                new = main_cf::set(&new, list, &replaced);
+                self.notes.push(format!(
+                    "{path}: {list} pointed at opendkim as '{}'; it now uses '{ours}' once",
+                    gone.join("', '")
+                ));
             }
         }
         let smtpd = main_cf::merged_milter_value(&new, "smtpd_milters", &ours);
@@ -943,6 +999,22 @@ impl Planner<'_> {
             Status::Done
         };
 
+        if !self.ctx.root.is_live() && !self.answers.no_restart {
+            let name = self.profile.opendkim_service;
+            let unit = ["/lib/systemd/system", "/usr/lib/systemd/system"]
+                .iter()
+                .any(|d| self.root().exists(&format!("{d}/{name}.service")));
+            if unit && !services::enabled(self.root(), name) {
+                let base = self.ctx.root.base().display().to_string();
+                self.steps.push(Step::Service {
+                    name: name.into(),
+                    action: ServiceAction::Enable,
+                    argv: argv(&["systemctl", "--root", &base, "enable", name]),
+                    status,
+                    reason: None,
+                });
+            }
+        }
         if let Some(reason) = skip_reason {
             for (name, changed) in [
                 (self.profile.opendkim_service, opendkim_changed),
@@ -1016,6 +1088,59 @@ impl Planner<'_> {
     }
 }
 
+/// Replace list entries that reach opendkim under another spelling
+/// (`inet:localhost:8891` for `inet:127.0.0.1:8891`) or at its old socket
+/// with `ours`, once; every other entry keeps its place. Returns the new
+/// value and the addresses that were replaced.
+fn replace_stale_milters(value: &str, ours: &str, stale: &[String]) -> (String, Vec<String>) {
+    let mut seen = false;
+    let mut gone = Vec::new();
+    let mut out = Vec::new();
+    for entry in main_cf::split_list(value) {
+        let address = main_cf::milter_address(&entry);
+        if address == ours {
+            if !seen {
+                out.push(entry);
+            }
+            seen = true;
+        } else if same_milter(&address, ours) || stale.iter().any(|s| same_milter(&address, s)) {
+            gone.push(address.clone());
+            if !seen {
+                out.push(entry.replacen(&address, ours, 1));
+            }
+            seen = true;
+        } else {
+            out.push(entry);
+        }
+    }
+    if gone.is_empty() {
+        (value.to_string(), gone)
+    } else {
+        (out.join(", "), gone)
+    }
+}
+
+/// True when two Postfix milter addresses reach the same listener: equal, or
+/// the same TCP port on loopback spelled differently.
+fn same_milter(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let inet = |s: &str| {
+        let rest = s.strip_prefix("inet:")?;
+        let (host, port) = rest.rsplit_once(':')?;
+        Some((
+            host.trim_matches(|c| c == '[' || c == ']').to_string(),
+            port.parse::<u16>().ok()?,
+        ))
+    };
+    let loopback = |h: &str| matches!(h, "localhost" | "127.0.0.1" | "::1");
+    match (inet(a), inet(b)) {
+        (Some((ha, pa)), Some((hb, pb))) => pa == pb && loopback(&ha) && loopback(&hb),
+        _ => false,
+    }
+}
+
 /// The hosts of an inline InternalHosts list (`csl:` or a bare comma list),
 /// kept when the setting moves to the TrustedHosts file. Other data set
 /// types (files, databases) give nothing.
@@ -1065,6 +1190,23 @@ mod tests {
         assert!(dpkg_installed(status, "opendkim"));
         assert!(!dpkg_installed(status, "opendkim-tools"));
         assert!(!dpkg_installed(status, "postfix"));
+    }
+
+    #[test]
+    fn stale_and_respelled_milters_are_replaced_once() {
+        let ours = "inet:127.0.0.1:8891";
+        let (v, gone) =
+            replace_stale_milters("inet:localhost:8891, inet:127.0.0.1:8893", ours, &[]);
+        assert_eq!(v, "inet:127.0.0.1:8891, inet:127.0.0.1:8893");
+        assert_eq!(gone, vec!["inet:localhost:8891"]);
+        let stale = vec!["inet:127.0.0.1:8899".to_string()];
+        let (v, _) = replace_stale_milters("inet:127.0.0.1:8899, unix:clamav/x.ctl", ours, &stale);
+        assert_eq!(v, "inet:127.0.0.1:8891, unix:clamav/x.ctl");
+        let (v, gone) = replace_stale_milters("inet:127.0.0.1:11332", ours, &stale);
+        assert_eq!((v.as_str(), gone.len()), ("inet:127.0.0.1:11332", 0));
+        let (v, _) =
+            replace_stale_milters("{ inet:localhost:8891, connect_timeout=10s }", ours, &[]);
+        assert_eq!(v, "{ inet:127.0.0.1:8891, connect_timeout=10s }");
     }
 
     #[test]

@@ -75,8 +75,6 @@ fn second_run_plans_no_service_action_at_all() {
 }
 
 #[test]
-#[ignore = "bug: under --root a systemd tree never gets opendkim enabled, although the spec \
-            says services in a --root tree are 'only enabled where the init system allows it'"]
 fn offline_systemd_tree_gets_opendkim_enabled_but_not_started() {
     let tree = Tree::debian12();
     tree.write(
