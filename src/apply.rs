@@ -126,7 +126,7 @@ impl<'a> Applier<'a> {
             {
                 self.restart_old(init, plan, opendkim_was_running);
             }
-            return Err(err.context(restored));
+            return Err(anyhow!("{err:#}\n{restored}"));
         }
         plan.dns_records = records;
         Ok(())
@@ -436,6 +436,7 @@ impl<'a> Applier<'a> {
     fn restore(&mut self) -> String {
         let mut restored = Vec::new();
         let mut removed = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
         while let Some(undo) = self.undo.pop() {
             let result: Result<()> = (|| {
                 match &undo {
@@ -478,23 +479,28 @@ impl<'a> Applier<'a> {
             })();
             if let Err(e) = result {
                 tracing::warn!("could not undo {undo:?}: {e:#}");
+                failed.push(format!("{e:#}"));
             }
         }
-        let mut text = String::from("nothing was left half-done: ");
-        if restored.is_empty() && removed.is_empty() {
-            text.push_str("no file had been changed yet");
-        } else {
-            if !restored.is_empty() {
-                text.push_str(&format!("restored {}", restored.join(", ")));
-            }
-            if !removed.is_empty() {
-                if !restored.is_empty() {
-                    text.push_str("; ");
-                }
-                text.push_str(&format!("removed {}", removed.join(", ")));
-            }
+        let mut parts = Vec::new();
+        if !restored.is_empty() {
+            parts.push(format!("restored {}", restored.join(", ")));
         }
-        text
+        if !removed.is_empty() {
+            parts.push(format!("removed {}", removed.join(", ")));
+        }
+        if !failed.is_empty() {
+            return format!(
+                "{}\ncould not undo: {}; the old files are in '{}'",
+                parts.join("; "),
+                failed.join("; "),
+                self.backup_dir
+            );
+        }
+        if parts.is_empty() {
+            return "nothing had been changed yet".to_string();
+        }
+        format!("nothing was left half-done: {}", parts.join("; "))
     }
 
     /// After a failed service step, bring the old configuration back up.
@@ -515,7 +521,11 @@ impl<'a> Applier<'a> {
             })
             .and_then(|s| crate::validate::socket(&s).ok());
         if opendkim_was_running {
-            let action = ServiceAction::Restart;
+            let action = if services::opendkim_pids().is_empty() {
+                ServiceAction::Start
+            } else {
+                ServiceAction::Restart
+            };
             let socket = old_socket.unwrap_or(Socket::Local {
                 path: "/run/opendkim/opendkim.sock".into(),
             });

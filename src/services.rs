@@ -101,7 +101,9 @@ pub fn perform(
 ) -> Result<()> {
     let is_opendkim = name == "opendkim";
     if is_opendkim && init == Init::SysV && action == ServiceAction::Restart {
-        run_checked(runner, &words(&["service", name, "stop"]))?;
+        // `stop` fails when nothing runs; what matters is that no process is left.
+        let stop = runner.run(&words(&["service", name, "stop"]))?;
+        tracing::debug!(status = stop.status, "service {name} stop");
         wait_until(Duration::from_secs(20), || opendkim_pids().is_empty());
         if !opendkim_pids().is_empty() {
             bail!(
@@ -143,7 +145,10 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// Prove that opendkim runs and accepts connections on its socket.
+/// Prove that opendkim runs, that the socket's listener belongs to an
+/// opendkim process, and that it accepts a connection. Another program on
+/// the port, or a daemon that exited right after its start command returned
+/// success, fails the probe with a message naming what was found.
 pub fn probe(root: &Root, socket: &Socket, limit: Duration) -> Result<()> {
     let connects = || match socket {
         Socket::Inet { port, addr } => {
@@ -152,18 +157,152 @@ pub fn probe(root: &Root, socket: &Socket, limit: Duration) -> Result<()> {
         }
         Socket::Local { path } => std::os::unix::net::UnixStream::connect(root.path(path)).is_ok(),
     };
-    if wait_until(limit, || !opendkim_pids().is_empty() && connects()) {
-        return Ok(());
+    let start = Instant::now();
+    let mut gone_since: Option<Instant> = None;
+    while start.elapsed() < limit {
+        let pids = opendkim_pids();
+        if !pids.is_empty() && listener_pids(socket).iter().any(|p| pids.contains(p)) && connects()
+        {
+            return Ok(());
+        }
+        if pids.is_empty() {
+            let since = *gone_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+        } else {
+            gone_since = None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
+
     let where_ = match socket {
         Socket::Inet { port, addr } => format!("{addr}:{port}"),
         Socket::Local { path } => path.clone(),
     };
+    let others: Vec<u32> = listener_pids(socket);
     if opendkim_pids().is_empty() {
+        let taken = match others.first() {
+            Some(pid) => format!(
+                "; {where_} is taken by another program ({}, pid {pid})",
+                comm(*pid)
+            ),
+            None => String::new(),
+        };
         bail!(
-            "opendkim is not running: it exited after starting (see the mail log; a start command's \
-             exit code does not prove it came up)"
+            "opendkim is not running: it exited right after starting{taken} (a start \
+             command's exit code does not prove the daemon came up; see the mail log)"
         );
     }
     bail!("opendkim is not listening on {where_}")
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The processes holding a listening socket at the given address.
+pub fn listener_pids(socket: &Socket) -> Vec<u32> {
+    let inodes = listening_inodes(socket);
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    processes(|_, _| true)
+        .into_iter()
+        .filter(|pid| {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                return false;
+            };
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .ok()
+                    .and_then(|l| {
+                        let l = l.to_string_lossy().to_string();
+                        l.strip_prefix("socket:[")?
+                            .strip_suffix(']')?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .is_some_and(|inode| inodes.contains(&inode))
+            })
+        })
+        .collect()
+}
+
+/// Inodes of listening sockets at the address, from /proc/net.
+fn listening_inodes(socket: &Socket) -> Vec<u64> {
+    let mut inodes = Vec::new();
+    match socket {
+        Socket::Inet { port, addr } => {
+            let (file, want) = match addr {
+                std::net::IpAddr::V4(a) => {
+                    let hex = u32::from_ne_bytes(a.octets());
+                    ("/proc/net/tcp", format!("{hex:08X}:{port:04X}"))
+                }
+                std::net::IpAddr::V6(a) => {
+                    let words: String = a
+                        .octets()
+                        .chunks(4)
+                        .map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])))
+                        .collect();
+                    ("/proc/net/tcp6", format!("{words}:{port:04X}"))
+                }
+            };
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() > 9 && f[1] == want && f[3] == "0A" {
+                    inodes.extend(f[9].parse::<u64>().ok());
+                }
+            }
+        }
+        Socket::Local { path } => {
+            let text = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() > 7 && f[7] == path {
+                    inodes.extend(f[6].parse::<u64>().ok());
+                }
+            }
+        }
+    }
+    inodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn finds_the_process_listening_on_a_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let socket = Socket::Inet {
+            port,
+            addr: "127.0.0.1".parse().unwrap(),
+        };
+        assert!(listener_pids(&socket).contains(&std::process::id()));
+        drop(listener);
+        assert!(!listener_pids(&socket).contains(&std::process::id()));
+    }
+
+    #[test]
+    fn service_commands_follow_the_init_system() {
+        assert_eq!(
+            argv(Init::SysV, "opendkim", ServiceAction::Start),
+            ["service", "opendkim", "start"]
+        );
+        assert_eq!(
+            argv(Init::Systemd, "opendkim", ServiceAction::Reload),
+            ["systemctl", "reload", "opendkim"]
+        );
+        assert_eq!(
+            argv(Init::SysV, "postfix", ServiceAction::Reload),
+            ["postfix", "reload"]
+        );
+    }
 }

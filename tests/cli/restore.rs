@@ -4,11 +4,13 @@
 use crate::common::*;
 
 /// The error line of a failed run.
+/// The error and the lines after it (what was restored).
 fn error_text(out: &Outcome) -> &str {
-    out.stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr))
+    let at = out
+        .stderr
+        .find("error:")
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr));
+    &out.stderr[at..]
 }
 
 #[test]

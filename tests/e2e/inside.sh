@@ -10,6 +10,8 @@
 #   4. verify.py: both delivered to /var/mail/$RCPT, signed, and verified by
 #      dkimpy against the TXT record that `dns --format json` printed
 #   5. the same wizard again: "changed": false, no restart/reload, same opendkim pid
+#   6. a run whose opendkim cannot start (port taken) exits 1, restores every
+#      file, brings the old opendkim back, and mail is signed again
 #
 # Artifacts go to $OUT (run.sh copies them out). The last line on stdout is the
 # summary; any failure exits non-zero with the reason on stdout/stderr.
@@ -173,5 +175,50 @@ reloads_after=$(count_log 'opendkim\[[0-9]+\]: configuration reloaded|postfix/(p
     || die "the second run restarted or reloaded a service (mail.log: opendkim starts $starts_before -> $starts_after, reloads $reloads_before -> $reloads_after)"
 log "wizard run 2: unchanged, nothing restarted, opendkim pid $pids2 kept (${T_WIZARD2} s)"
 
-echo "e2e: sendmail signed+verified, smtp signed+verified, second run unchanged" \
-     "(wizard ${T_WIZARD1} s + ${T_WIZARD2} s; inside total $((SECONDS - T_START)) s)"
+# --- 6. a start that fails is rolled back ----------------------------------
+# Another program holds the new port, so opendkim cannot come up there after
+# the restart that the socket change needs. The tool must exit 1, restore
+# every file byte for byte, remove what it created, bring the old opendkim
+# back, and mail must be signed again as before.
+watched=(/etc/opendkim.conf /etc/default/opendkim /etc/postfix/main.cf
+         /etc/opendkim/KeyTable /etc/opendkim/SigningTable /etc/opendkim/TrustedHosts)
+sha256sum "${watched[@]}" >"$OUT/before-rollback.sum"
+python3 -c 'import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 8892)); s.listen(5); time.sleep(300)' &
+squatter=$!
+wait_for 10 port_open 8892 || die "could not occupy 127.0.0.1:8892 for the rollback scenario"
+t=$SECONDS
+set +e
+"$DKIM_SETUP" wizard --non-interactive --domain "$DOMAIN" --domain second.test \
+    --socket inet:8892@127.0.0.1 --json >"$OUT/wizard3.json" 2>"$OUT/wizard3.stderr"
+rc=$?
+set -e
+T_WIZARD3=$((SECONDS - t))
+kill "$squatter" 2>/dev/null || true
+((rc == 1)) || { show_run wizard3; die "a run whose opendkim cannot start exited $rc, not 1"; }
+grep -q "taken by another program" "$OUT/wizard3.stderr" \
+    || { show_run wizard3; die "the failure does not say that the port is taken"; }
+grep -q "restored /etc/" "$OUT/wizard3.stderr" \
+    || { show_run wizard3; die "the failure does not say what was restored"; }
+sha256sum -c --quiet "$OUT/before-rollback.sum" \
+    || { show_run wizard3; die "files differ after the rollback"; }
+[[ ! -e /etc/opendkim/keys/second.test ]] || die "the rolled-back run left /etc/opendkim/keys/second.test"
+wait_for 20 port_open 8891 || die "the old opendkim is not back on 127.0.0.1:8891 after the rollback"
+[[ -n $(opendkim_pids) ]] || die "no opendkim runs after the rollback"
+/usr/sbin/sendmail -f "someone@$DOMAIN" -i "$RCPT" <<EOF || die "sendmail exited non-zero"
+From: Someone <someone@$DOMAIN>
+To: $RCPT@localhost
+Subject: e2e-after-rollback
+Message-ID: <e2e-rollback@$DOMAIN>
+
+Signed by the old configuration, brought back after a failed run.
+EOF
+python3 "$E2E/verify.py" --mbox "/var/mail/$RCPT" --dns "$OUT/dns.json" \
+    --domain "$DOMAIN" --selector "$SELECTOR" --timeout 30 e2e-after-rollback \
+    || die "mail after the rollback is not signed and verified"
+log "failed start rolled back: files identical, old opendkim back, mail signed (${T_WIZARD3} s)"
+
+echo "e2e: sendmail signed+verified, smtp signed+verified, second run unchanged," \
+     "failed start rolled back and signing again" \
+     "(wizard ${T_WIZARD1} s + ${T_WIZARD2} s + ${T_WIZARD3} s; inside total $((SECONDS - T_START)) s)"
