@@ -216,15 +216,7 @@ impl<'a> Applier<'a> {
                     Purpose::Install => Ok(()),
                     Purpose::Change => {
                         self.progress.step("running", &argv.join(" "));
-                        let out = self.ctx.runner.run(argv)?;
-                        if !out.success() {
-                            bail!(
-                                "'{}' failed (exit {}): {}",
-                                argv.join(" "),
-                                out.status,
-                                out.said()
-                            );
-                        }
+                        services::run_checked(self.ctx.runner, argv)?;
                         if let Some(i) = argv.iter().position(|a| a == "-G") {
                             let mut undo: Vec<String> = vec!["gpasswd".into()];
                             if let Some(r) = argv.iter().position(|a| a == "--root") {

@@ -121,7 +121,8 @@ pub fn perform(
     Ok(())
 }
 
-fn run_checked(runner: &dyn Runner, argv: &[String]) -> Result<()> {
+/// Run a command; a non-zero exit is an error quoting what it said.
+pub fn run_checked(runner: &dyn Runner, argv: &[String]) -> Result<()> {
     let out = runner.run(argv)?;
     if !out.success() {
         bail!(

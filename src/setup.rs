@@ -999,56 +999,37 @@ impl Planner<'_> {
             Status::Done
         };
 
+        let opendkim = self.profile.opendkim_service;
+        let postfix = self.profile.postfix_service;
         if !self.ctx.root.is_live() && !self.answers.no_restart {
-            let name = self.profile.opendkim_service;
             let unit = ["/lib/systemd/system", "/usr/lib/systemd/system"]
                 .iter()
-                .any(|d| self.root().exists(&format!("{d}/{name}.service")));
-            if unit && !services::enabled(self.root(), name) {
+                .any(|d| self.root().exists(&format!("{d}/{opendkim}.service")));
+            if unit && !services::enabled(self.root(), opendkim) {
                 let base = self.ctx.root.base().display().to_string();
-                self.steps.push(Step::Service {
-                    name: name.into(),
-                    action: ServiceAction::Enable,
-                    argv: argv(&["systemctl", "--root", &base, "enable", name]),
-                    status,
-                    reason: None,
-                });
+                let words = argv(&["systemctl", "--root", &base, "enable", opendkim]);
+                self.service(opendkim, ServiceAction::Enable, words, status, None);
             }
         }
         if let Some(reason) = skip_reason {
-            for (name, changed) in [
-                (self.profile.opendkim_service, opendkim_changed),
-                (self.profile.postfix_service, postfix_changed),
-            ] {
+            let skipped = [
+                (opendkim, ServiceAction::Restart, opendkim_changed),
+                (postfix, ServiceAction::Reload, postfix_changed),
+            ];
+            for (name, action, changed) in skipped {
                 if changed {
-                    let action = if name == self.profile.postfix_service {
-                        ServiceAction::Reload
-                    } else {
-                        ServiceAction::Restart
-                    };
-                    self.steps.push(Step::Service {
-                        name: name.to_string(),
-                        action,
-                        argv: services::argv(init, name, action),
-                        status: Status::Skipped,
-                        reason: Some(reason.to_string()),
-                    });
+                    let words = services::argv(init, name, action);
+                    self.service(name, action, words, Status::Skipped, Some(reason));
                 }
             }
             return Ok(());
         }
 
-        if init == Init::Systemd && !services::enabled(self.root(), self.profile.opendkim_service) {
-            self.steps.push(Step::Service {
-                name: self.profile.opendkim_service.into(),
-                action: ServiceAction::Enable,
-                argv: services::argv(init, self.profile.opendkim_service, ServiceAction::Enable),
-                status,
-                reason: None,
-            });
+        if init == Init::Systemd && !services::enabled(self.root(), opendkim) {
+            let words = services::argv(init, opendkim, ServiceAction::Enable);
+            self.service(opendkim, ServiceAction::Enable, words, status, None);
         }
-        let running = !services::opendkim_pids().is_empty();
-        let action = if !running {
+        let opendkim_action = if services::opendkim_pids().is_empty() {
             Some(ServiceAction::Start)
         } else if socket_changed {
             Some(ServiceAction::Restart)
@@ -1057,34 +1038,42 @@ impl Planner<'_> {
         } else {
             None
         };
-        if let Some(action) = action {
-            let name = self.profile.opendkim_service;
-            self.steps.push(Step::Service {
-                name: name.into(),
-                action,
-                argv: services::argv(init, name, action),
-                status,
-                reason: None,
-            });
-        }
-        let action = if !services::postfix_running() {
+        let postfix_action = if !services::postfix_running() {
             Some(ServiceAction::Start)
         } else if postfix_changed {
             Some(ServiceAction::Reload)
         } else {
             None
         };
-        if let Some(action) = action {
-            let name = self.profile.postfix_service;
-            self.steps.push(Step::Service {
-                name: name.into(),
-                action,
-                argv: services::argv(init, name, action),
-                status,
-                reason: None,
-            });
+        for (name, action) in [(opendkim, opendkim_action), (postfix, postfix_action)] {
+            if let Some(action) = action {
+                self.service(
+                    name,
+                    action,
+                    services::argv(init, name, action),
+                    status,
+                    None,
+                );
+            }
         }
         Ok(())
+    }
+
+    fn service(
+        &mut self,
+        name: &str,
+        action: ServiceAction,
+        argv: Vec<String>,
+        status: Status,
+        reason: Option<&str>,
+    ) {
+        self.steps.push(Step::Service {
+            name: name.to_string(),
+            action,
+            argv,
+            status,
+            reason: reason.map(str::to_string),
+        });
     }
 }
 
