@@ -44,3 +44,16 @@ pub fn bad(message: impl Into<String>) -> anyhow::Error {
 pub fn bad_hint(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
     BadInput::new(message).hint(hint).into()
 }
+
+/// An error whose JSON report was already printed; `main` prints only the
+/// human message for it.
+#[derive(Debug)]
+pub struct Reported(pub anyhow::Error);
+
+impl fmt::Display for Reported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Reported {}

@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Wizard(args) => wizard::run(&cli.global, args),
         Command::Dns(args) => {
-            let root = system::Root::new(cli.global.root.clone().unwrap_or_else(|| "/".into()));
+            let root = root_of(&cli.global)?;
             let distro = distro::detect(&root)?;
             let mut only = Vec::new();
             for d in &args.domains {
@@ -43,4 +43,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// The tree a command acts on: `/`, or `--root DIR`, which must exist.
+pub fn root_of(global: &cli::Global) -> Result<system::Root> {
+    let base = global.root.clone().unwrap_or_else(|| "/".into());
+    if !base.is_dir() {
+        return Err(error::bad_hint(
+            format!("the root directory '{}' does not exist", base.display()),
+            "give --root the directory that holds the system tree (its etc/, usr/, var/)",
+        ));
+    }
+    Ok(system::Root::new(base))
 }

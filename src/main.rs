@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use dkim_setup::cli::Cli;
-use dkim_setup::error::BadInput;
+use dkim_setup::error::{BadInput, Reported};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -27,18 +27,26 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    match dkim_setup::run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            if let Some(bad) = err.downcast_ref::<BadInput>() {
-                eprintln!("error: {}", bad.message);
-                if let Some(hint) = &bad.hint {
-                    eprintln!("hint: {hint}");
-                }
-                return ExitCode::from(2);
-            }
-            eprintln!("error: {err:#}");
-            ExitCode::from(1)
+    let (json, dry_run) = (cli.global.json, cli.global.dry_run);
+    let err = match dkim_setup::run(cli) {
+        Ok(code) => return ExitCode::from(code),
+        Err(err) => err,
+    };
+
+    let (message, hint, code) = match err.downcast_ref::<BadInput>() {
+        Some(bad) => (bad.message.clone(), bad.hint.clone(), 2),
+        None => (format!("{err:#}"), None, 1),
+    };
+    if json && err.downcast_ref::<Reported>().is_none() {
+        let mut doc = serde_json::json!({"changed": false, "dry_run": dry_run, "error": message});
+        if let Some(hint) = &hint {
+            doc["hint"] = serde_json::json!(hint);
         }
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
+    eprintln!("error: {message}");
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(code)
 }

@@ -15,7 +15,7 @@
 
 use crate::distro::{Distro, PackageDb, Profile, SocketOverride};
 use crate::edit::{default_file, main_cf, opendkim_conf, tables};
-use crate::error::{bad, bad_hint};
+use crate::error::bad_hint;
 use crate::plan::{Action, Owner, Plan, Purpose, ServiceAction, Status, Step};
 use crate::services::{self, Init};
 use crate::system::runner::{Runner, argv};
@@ -73,10 +73,13 @@ pub fn report_address(value: &str) -> Result<String> {
     if ok {
         Ok(value.to_string())
     } else {
-        Err(bad(format!(
-            "invalid report address '{}'",
-            validate::shown(value)
-        )))
+        Err(bad_hint(
+            format!(
+                "invalid report address '{}': it must be a plain mail address",
+                validate::shown(value)
+            ),
+            "give it as user@example.com, without a display name or quotes",
+        ))
     }
 }
 
@@ -773,26 +776,10 @@ impl Planner<'_> {
             .map(|old| old.postfix(&queue_dir))
             .filter(|old| *old != ours)
             .collect();
-        for list in ["smtpd_milters", "non_smtpd_milters"] {
-            let Some(value) = main_cf::get(&new, list) else {
-                continue;
-            };
-            let (replaced, gone) = replace_stale_milters(&value, &ours, &stale);
-            if replaced != value {
-                new = main_cf::set(&new, list, &replaced);
-                self.notes.push(format!(
-                    "{path}: {list} pointed at opendkim as '{}'; it now uses '{ours}' once",
-                    gone.join("', '")
-                ));
-            }
-        }
-        let smtpd = main_cf::merged_milter_value(&new, "smtpd_milters", &ours);
-        new = main_cf::set(&new, "smtpd_milters", &smtpd);
-        let non_smtpd = match main_cf::get(&new, "non_smtpd_milters") {
-            None => "$smtpd_milters".to_string(),
-            Some(_) => main_cf::merged_milter_value(&new, "non_smtpd_milters", &ours),
-        };
-        new = main_cf::set(&new, "non_smtpd_milters", &non_smtpd);
+        let (wired, notes) = wire_milters(&new, &ours, &stale);
+        new = wired;
+        self.notes
+            .extend(notes.into_iter().map(|n| format!("{path}: {n}")));
         for list in ["smtpd_milters", "non_smtpd_milters"] {
             for entry in main_cf::get(&new, list)
                 .map(|v| main_cf::split_list(&v))
@@ -1077,36 +1064,140 @@ impl Planner<'_> {
     }
 }
 
+/// Point Postfix's milter lists at opendkim exactly once, ahead of
+/// OpenDMARC, keeping every other milter in its place (field cases B07, B09,
+/// B10, B11). Pure: main.cf text in, new text and notes out.
+///
+/// 1. Every list, and every parameter a list refers to (`$dkim_milter`),
+///    has opendkim's entries under another spelling or at its old socket
+///    replaced by `ours`, once.
+/// 2. A list that reaches `ours` twice (a literal entry and a reference)
+///    loses the literal one.
+/// 3. A list that does not reach `ours` gets it, before OpenDMARC or first;
+///    a missing `non_smtpd_milters` becomes `$smtpd_milters`.
+/// 4. A literal `ours` behind an OpenDMARC entry moves in front of it.
+pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<String>) {
+    const LISTS: [&str; 2] = ["smtpd_milters", "non_smtpd_milters"];
+    let mut new = text.to_string();
+    let mut notes = Vec::new();
+
+    let mut names: Vec<String> = LISTS.iter().map(|s| s.to_string()).collect();
+    let mut i = 0;
+    while i < names.len() {
+        let value = main_cf::get(&new, &names[i]).unwrap_or_default();
+        for entry in main_cf::split_list(&value) {
+            if let Some(name) = main_cf::reference(&entry)
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_string());
+            }
+        }
+        i += 1;
+    }
+    for name in &names {
+        let Some(value) = main_cf::get(&new, name) else {
+            continue;
+        };
+        if let Some((replaced, gone)) = replace_stale_milters(&value, ours, stale) {
+            new = main_cf::set(&new, name, &replaced);
+            notes.push(match gone.is_empty() {
+                true => format!("{name} listed opendkim twice; it now lists it once"),
+                false => format!(
+                    "{name} pointed at opendkim as '{}'; it now uses '{ours}' once",
+                    gone.join("', '")
+                ),
+            });
+        }
+    }
+
+    for list in LISTS {
+        let reached = main_cf::effective_milters(&new, list)
+            .iter()
+            .filter(|a| *a == ours)
+            .count();
+        let Some(value) = main_cf::get(&new, list) else {
+            continue;
+        };
+        let entries = main_cf::split_list(&value);
+        let literal = entries.iter().any(|e| main_cf::milter_address(e) == ours);
+        if reached > 1 && literal {
+            let kept: Vec<String> = entries
+                .into_iter()
+                .filter(|e| main_cf::milter_address(e) != ours)
+                .collect();
+            new = main_cf::set(&new, list, &kept.join(", "));
+            notes.push(format!(
+                "{list} reached opendkim twice; the direct entry was removed"
+            ));
+        }
+    }
+
+    let smtpd = main_cf::merged_milter_value(&new, "smtpd_milters", ours);
+    new = main_cf::set(&new, "smtpd_milters", &smtpd);
+    let non_smtpd = match main_cf::get(&new, "non_smtpd_milters") {
+        None => "$smtpd_milters".to_string(),
+        Some(_) => main_cf::merged_milter_value(&new, "non_smtpd_milters", ours),
+    };
+    new = main_cf::set(&new, "non_smtpd_milters", &non_smtpd);
+
+    for list in LISTS {
+        let Some(value) = main_cf::get(&new, list) else {
+            continue;
+        };
+        let mut entries = main_cf::split_list(&value);
+        let at_ours = entries
+            .iter()
+            .position(|e| main_cf::milter_address(e) == ours);
+        let at_dmarc = entries.iter().position(|e| main_cf::is_opendmarc(e));
+        if let (Some(o), Some(d)) = (at_ours, at_dmarc)
+            && o > d
+        {
+            let entry = entries.remove(o);
+            entries.insert(d, entry);
+            new = main_cf::set(&new, list, &entries.join(", "));
+            notes.push(format!(
+                "{list} ran OpenDMARC before opendkim; opendkim now comes first, so DMARC sees \
+                 the signature"
+            ));
+        }
+    }
+    (new, notes)
+}
+
 /// Replace list entries that reach opendkim under another spelling
 /// (`inet:localhost:8891` for `inet:127.0.0.1:8891`) or at its old socket
-/// with `ours`, once; every other entry keeps its place. Returns the new
-/// value and the addresses that were replaced.
-fn replace_stale_milters(value: &str, ours: &str, stale: &[String]) -> (String, Vec<String>) {
+/// with `ours`, and drop repeats of `ours`; every other entry keeps its
+/// place. Returns the new value and the addresses replaced, or `None` when
+/// nothing changes.
+fn replace_stale_milters(
+    value: &str,
+    ours: &str,
+    stale: &[String],
+) -> Option<(String, Vec<String>)> {
     let mut seen = false;
+    let mut changed = false;
     let mut gone = Vec::new();
     let mut out = Vec::new();
     for entry in main_cf::split_list(value) {
         let address = main_cf::milter_address(&entry);
-        if address == ours {
-            if !seen {
-                out.push(entry);
+        let is_ours = address == ours;
+        if is_ours || same_milter(&address, ours) || stale.iter().any(|s| same_milter(&address, s))
+        {
+            if !is_ours {
+                gone.push(address.clone());
             }
-            seen = true;
-        } else if same_milter(&address, ours) || stale.iter().any(|s| same_milter(&address, s)) {
-            gone.push(address.clone());
-            if !seen {
+            if seen {
+                changed = true;
+            } else {
                 out.push(entry.replacen(&address, ours, 1));
+                changed |= !is_ours;
             }
             seen = true;
         } else {
             out.push(entry);
         }
     }
-    if gone.is_empty() {
-        (value.to_string(), gone)
-    } else {
-        (out.join(", "), gone)
-    }
+    changed.then(|| (out.join(", "), gone))
 }
 
 /// True when two Postfix milter addresses reach the same listener: equal, or
@@ -1181,21 +1272,87 @@ mod tests {
         assert!(!dpkg_installed(status, "postfix"));
     }
 
+    const OURS: &str = "inet:127.0.0.1:8891";
+
+    fn wired(tail: &str) -> String {
+        let (text, _) = wire_milters(tail, OURS, &[]);
+        let (again, notes) = wire_milters(&text, OURS, &[]);
+        assert_eq!(again, text, "second pass changed something: {notes:?}");
+        text
+    }
+
     #[test]
     fn stale_and_respelled_milters_are_replaced_once() {
-        let ours = "inet:127.0.0.1:8891";
         let (v, gone) =
-            replace_stale_milters("inet:localhost:8891, inet:127.0.0.1:8893", ours, &[]);
+            replace_stale_milters("inet:localhost:8891, inet:127.0.0.1:8893", OURS, &[]).unwrap();
         assert_eq!(v, "inet:127.0.0.1:8891, inet:127.0.0.1:8893");
         assert_eq!(gone, vec!["inet:localhost:8891"]);
         let stale = vec!["inet:127.0.0.1:8899".to_string()];
-        let (v, _) = replace_stale_milters("inet:127.0.0.1:8899, unix:clamav/x.ctl", ours, &stale);
-        assert_eq!(v, "inet:127.0.0.1:8891, unix:clamav/x.ctl");
-        let (v, gone) = replace_stale_milters("inet:127.0.0.1:11332", ours, &stale);
-        assert_eq!((v.as_str(), gone.len()), ("inet:127.0.0.1:11332", 0));
         let (v, _) =
-            replace_stale_milters("{ inet:localhost:8891, connect_timeout=10s }", ours, &[]);
+            replace_stale_milters("inet:127.0.0.1:8899, unix:clamav/x.ctl", OURS, &stale).unwrap();
+        assert_eq!(v, "inet:127.0.0.1:8891, unix:clamav/x.ctl");
+        assert!(replace_stale_milters("inet:127.0.0.1:11332", OURS, &stale).is_none());
+        let (v, _) =
+            replace_stale_milters("{ inet:localhost:8891, connect_timeout=10s }", OURS, &[])
+                .unwrap();
         assert_eq!(v, "{ inet:127.0.0.1:8891, connect_timeout=10s }");
+        let (v, gone) =
+            replace_stale_milters("inet:127.0.0.1:8891, inet:127.0.0.1:8891", OURS, &[]).unwrap();
+        assert_eq!((v.as_str(), gone.len()), (OURS, 0));
+    }
+
+    #[test]
+    fn a_duplicate_entry_is_removed() {
+        let text = wired("smtpd_milters = inet:127.0.0.1:8891, inet:127.0.0.1:8891\n");
+        assert_eq!(main_cf::get(&text, "smtpd_milters").unwrap(), OURS);
+        assert_eq!(
+            main_cf::get(&text, "non_smtpd_milters").unwrap(),
+            "$smtpd_milters"
+        );
+    }
+
+    #[test]
+    fn a_milter_behind_a_variable_is_respelled_not_duplicated() {
+        let text = wired(
+            "dkim_milter = inet:localhost:8891\nsmtpd_milters = $dkim_milter\n\
+             non_smtpd_milters = $dkim_milter\n",
+        );
+        assert_eq!(main_cf::get(&text, "dkim_milter").unwrap(), OURS);
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "$dkim_milter"
+        );
+        assert_eq!(
+            main_cf::effective_milters(&text, "non_smtpd_milters"),
+            vec![OURS]
+        );
+    }
+
+    #[test]
+    fn a_direct_entry_beside_a_reference_to_ours_is_dropped() {
+        let text = wired(
+            "dkim_milter = inet:127.0.0.1:8891\nsmtpd_milters = $dkim_milter, inet:127.0.0.1:8891\n",
+        );
+        assert_eq!(
+            main_cf::effective_milters(&text, "smtpd_milters"),
+            vec![OURS]
+        );
+    }
+
+    #[test]
+    fn opendkim_moves_ahead_of_opendmarc() {
+        let text = wired("smtpd_milters = unix:opendmarc/opendmarc.sock, inet:127.0.0.1:8891\n");
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "inet:127.0.0.1:8891, unix:opendmarc/opendmarc.sock"
+        );
+        let text = wired(
+            "smtpd_milters = inet:127.0.0.1:8893, inet:127.0.0.1:8891, inet:127.0.0.1:11332\n",
+        );
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "inet:127.0.0.1:8891, inet:127.0.0.1:8893, inet:127.0.0.1:11332"
+        );
     }
 
     #[test]

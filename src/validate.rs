@@ -56,7 +56,33 @@ pub fn domain(value: &str) -> Result<String> {
     {
         return Err(refuse("an IP address is not a domain"));
     }
+    if ascii
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(refuse(
+            "its top-level label is all digits, which no DNS zone has",
+        ));
+    }
     Ok(ascii)
+}
+
+/// The DKIM record name `SELECTOR._domainkey.DOMAIN` must itself be a valid
+/// DNS name, or the record can never be published.
+pub fn record_name(selector: &str, domain: &str) -> Result<String> {
+    let name = format!("{selector}._domainkey.{domain}");
+    if name.len() > 253 {
+        return Err(bad_hint(
+            format!(
+                "the DKIM record name for '{domain}' with selector '{selector}' is {} characters \
+                 long; DNS allows 253",
+                name.len()
+            ),
+            "choose a shorter selector",
+        ));
+    }
+    Ok(name)
 }
 
 fn dns_name(ascii: &str) -> Result<(), String> {
@@ -153,13 +179,25 @@ pub fn trusted_host(value: &str) -> Result<String> {
         if len > max {
             return Err(refuse(&format!("the prefix length is larger than {max}")));
         }
-        if len == 0 {
+        let shortest = if ip.is_ipv4() { 8 } else { 16 };
+        if len < shortest {
+            let what = if len == 0 {
+                "every address on the internet"
+            } else {
+                "a huge share of the internet"
+            };
             return Err(bad_hint(
-                format!("refusing trusted host '{value}': it trusts every address on the internet"),
-                "name the networks that may send mail through this server, e.g. 192.0.2.0/24",
+                format!(
+                    "refusing trusted host '{value}': a /{len} block trusts {what}, so opendkim \
+                     would sign mail relayed from anywhere in it"
+                ),
+                format!(
+                    "name the networks that may send mail through this server (at least a /{shortest}), \
+                     e.g. 192.0.2.0/24"
+                ),
             ));
         }
-        return Ok(format!("{ip}/{len}"));
+        return Ok(format!("{}/{len}", network(ip, len)));
     }
     if let Ok(ip) = value.parse::<IpAddr>() {
         if ip.is_unspecified() {
@@ -170,6 +208,20 @@ pub fn trusted_host(value: &str) -> Result<String> {
     let lower = value.to_ascii_lowercase();
     dns_name(&lower).map_err(|why| refuse(&why))?;
     Ok(lower)
+}
+
+/// The network address of a CIDR block (host bits cleared).
+fn network(ip: IpAddr, len: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+        }
+    }
 }
 
 /// Where opendkim listens, parsed from opendkim's own socket syntax.
@@ -338,6 +390,11 @@ mod tests {
     #[test]
     fn trusted_hosts() {
         assert_eq!(trusted_host("192.0.2.0/24").unwrap(), "192.0.2.0/24");
+        assert_eq!(trusted_host("10.1.2.3/8").unwrap(), "10.0.0.0/8");
+        assert_eq!(trusted_host("2001:db8::1/32").unwrap(), "2001:db8::/32");
+        for wide in ["0.0.0.0/1", "128.0.0.0/1", "1.0.0.0/2", "::/1", "2000::/3"] {
+            assert!(trusted_host(wide).is_err(), "{wide} accepted");
+        }
         assert_eq!(trusted_host("2001:db8::/32").unwrap(), "2001:db8::/32");
         assert_eq!(
             trusted_host("Mail.Example.com").unwrap(),

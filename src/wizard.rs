@@ -11,7 +11,6 @@ use crate::distro;
 use crate::error::{BadInput, bad_hint};
 use crate::plan::{Plan, Purpose, Status, Step};
 use crate::setup::{self, Answers, Ctx};
-use crate::system::Root;
 use crate::system::runner;
 use crate::validate;
 use anyhow::Result;
@@ -50,13 +49,17 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
             "pass --domain example.com (repeat it for more domains)",
         ));
     }
+    let selector = args
+        .selector
+        .as_deref()
+        .map(validate::selector)
+        .transpose()?;
+    for d in &domains {
+        validate::record_name(selector.as_deref().unwrap_or(setup::DEFAULT_SELECTOR), d)?;
+    }
     Ok(Answers {
         domains,
-        selector: args
-            .selector
-            .as_deref()
-            .map(validate::selector)
-            .transpose()?,
+        selector,
         bits: validate::bits(args.bits, args.allow_long_key)?,
         socket: validate::socket(&args.socket)?,
         trusted_hosts: args
@@ -76,7 +79,7 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
 
 pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     let answers = answers(args)?;
-    let root = Root::new(global.root.clone().unwrap_or_else(|| "/".into()));
+    let root = crate::root_of(global)?;
     let distro = distro::detect(&root)?;
     if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
         return Err(bad_hint(
@@ -145,7 +148,11 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     }
     let result = applier.apply(&mut plan, &answers.socket);
     report(global, &plan, &answers, result.as_ref().err());
-    result.map(|_| 0)
+    match result {
+        Ok(()) => Ok(0),
+        Err(e) if global.json => Err(crate::error::Reported(e).into()),
+        Err(e) => Err(e),
+    }
 }
 
 /// In a dry run, the records of keys that already exist.

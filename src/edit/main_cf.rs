@@ -165,7 +165,8 @@ fn expand_into(text: &str, name: &str, visiting: &mut Vec<String>, out: &mut Vec
 }
 
 /// The parameter name of a plain `$name` or `${name}` / `$(name)` entry.
-fn reference(entry: &str) -> Option<&str> {
+/// The parameter a `$name`, `${name}` or `$(name)` list entry refers to.
+pub fn reference(entry: &str) -> Option<&str> {
     let rest = entry.strip_prefix('$')?;
     let inner = rest
         .strip_prefix('{')
