@@ -113,23 +113,52 @@ impl<'a> Applier<'a> {
         let mut records = Vec::new();
         let mut failure = None;
         for i in 0..plan.steps.len() {
+            if crate::interrupt::requested() {
+                failure = Some((i, anyhow!("interrupted (Ctrl-C)")));
+                break;
+            }
             let result = self.apply_step(&plan.steps[i], init, socket, &mut records);
             if let Err(e) = result {
                 mark_failed(&mut plan.steps[i]);
-                failure = Some(e);
+                failure = Some((i, e));
                 break;
             }
         }
-        if let Some(err) = failure {
+        if let Some((i, err)) = failure {
             let restored = self.restore();
             if opendkim_was_running || plan.steps.iter().any(|s| matches!(s, Step::Service { .. }))
             {
                 self.restart_old(init, plan, opendkim_was_running);
             }
-            return Err(anyhow!("{err:#}\n{restored}"));
+            let before = self.already_failing(&plan.steps[i]);
+            if crate::interrupt::requested() {
+                return Err(crate::error::Interrupted(restored).into());
+            }
+            return Err(anyhow!("{err:#}\n{restored}{before}"));
         }
         plan.dns_records = records;
         Ok(())
+    }
+
+    /// After a failed check and the restore: does the same check fail on the
+    /// configuration as it was? Then the problem predates this run.
+    fn already_failing(&self, step: &Step) -> String {
+        let Step::Command {
+            argv,
+            purpose: Purpose::Check,
+            ..
+        } = step
+        else {
+            return String::new();
+        };
+        match self.ctx.runner.run(argv) {
+            Ok(out) if !out.success() => format!(
+                "\nhint: '{}' fails on the configuration as it was before this run too: the \
+                 problem was already there; fix it, then run dkim-setup again",
+                argv.join(" ")
+            ),
+            _ => String::new(),
+        }
     }
 
     fn apply_step(

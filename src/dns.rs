@@ -10,7 +10,7 @@ use crate::edit::{opendkim_conf, tables};
 use crate::keys;
 use crate::plan::DnsRecord;
 use crate::system::Root;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use serde_json::json;
 
 /// The output forms of `dns`.
@@ -21,8 +21,9 @@ pub enum Format {
     Json,
 }
 
-/// The records for the configured domains (all, or those in `only`).
-pub fn configured_records(root: &Root, conf_path: &str, only: &[String]) -> Result<Vec<DnsRecord>> {
+/// The records for the configured domains (all, or those in `only`). A key
+/// that cannot be read is reported, and the others are still given.
+pub fn configured_records(root: &Root, conf_path: &str, only: &[String]) -> Result<Records> {
     let conf = root
         .read_opt(conf_path)?
         .ok_or_else(|| anyhow!("'{conf_path}' not found: run 'dkim-setup wizard' first"))?;
@@ -38,32 +39,43 @@ pub fn configured_records(root: &Root, conf_path: &str, only: &[String]) -> Resu
     let entries = tables::parse_key_table(&text.replace('\r', ""))
         .map_err(|e| anyhow!("'{key_table}' {e}"))?;
     let mut records = Vec::new();
+    let mut problems = Vec::new();
     for entry in entries {
         if !only.is_empty() && !only.contains(&entry.domain) {
             continue;
         }
-        let pem = root.read_opt(&entry.key_path)?.ok_or_else(|| {
-            anyhow!(
-                "the key '{}' named in '{key_table}' does not exist",
-                entry.key_path
-            )
-        })?;
-        let key = keys::parse_private(&pem)
-            .with_context(|| format!("the key file '{}' cannot be used", entry.key_path))?;
-        records.push(DnsRecord {
-            name: format!("{}._domainkey.{}", entry.selector, entry.domain),
-            kind: "TXT".into(),
-            value: keys::record_for(&key)?,
-        });
+        match record_of(root, &entry) {
+            Ok(value) => records.push(DnsRecord {
+                name: format!("{}._domainkey.{}", entry.selector, entry.domain),
+                kind: "TXT".into(),
+                value,
+            }),
+            Err(e) => problems.push(format!("{e:#} (named in '{key_table}')")),
+        }
     }
-    if let Some(missing) = only.iter().find(|d| {
-        !records
-            .iter()
-            .any(|r| r.name.ends_with(&format!("._domainkey.{d}")))
-    }) {
-        bail!("no key is configured for '{missing}'");
+    for d in only {
+        let suffix = format!("._domainkey.{d}");
+        let covered = records.iter().any(|r| r.name.ends_with(&suffix));
+        if !covered && !problems.iter().any(|p| p.contains(d.as_str())) {
+            problems.push(format!("no key is configured for '{d}'"));
+        }
     }
-    Ok(records)
+    Ok(Records { records, problems })
+}
+
+/// The records that could be derived, and why the others could not.
+pub struct Records {
+    pub records: Vec<DnsRecord>,
+    pub problems: Vec<String>,
+}
+
+fn record_of(root: &Root, entry: &tables::KeyEntry) -> Result<String> {
+    let pem = root
+        .read_opt(&entry.key_path)?
+        .ok_or_else(|| anyhow!("the key '{}' does not exist", entry.key_path))?;
+    let key = keys::parse_private(&pem)
+        .with_context(|| format!("the key file '{}' cannot be used", entry.key_path))?;
+    keys::record_for(&key)
 }
 
 /// Render records in one of the output forms.

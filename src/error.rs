@@ -57,3 +57,16 @@ impl fmt::Display for Reported {
 }
 
 impl std::error::Error for Reported {}
+
+/// Ctrl-C during apply, after everything was restored (exit 130). Carries
+/// what was restored.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "interrupted (Ctrl-C)\n{}", self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}

@@ -31,7 +31,11 @@ extern "C" fn on_sigint(_: nix::libc::c_int) {
 /// Take over SIGINT for the interactive wizard.
 pub fn install() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let action = SigAction::new(SigHandler::Handler(on_sigint), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     // SAFETY: the handler only touches atomics and calls write/_exit.
     if let Err(e) = unsafe { sigaction(Signal::SIGINT, &action) } {
         tracing::warn!("cannot handle Ctrl-C: {e}");

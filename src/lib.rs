@@ -11,6 +11,7 @@ pub mod distro;
 pub mod dns;
 pub mod edit;
 pub mod error;
+pub mod interrupt;
 pub mod keys;
 pub mod plan;
 pub mod services;
@@ -33,14 +34,22 @@ pub fn run(cli: Cli) -> Result<u8> {
             for d in &args.domains {
                 only.push(validate::domain(d)?);
             }
-            let records = dns::configured_records(&root, distro.profile().opendkim_conf, &only)?;
+            let found = dns::configured_records(&root, distro.profile().opendkim_conf, &only)?;
             let format = if cli.global.json {
                 dns::Format::Json
             } else {
                 args.format
             };
-            print!("{}", dns::render(&records, format));
-            Ok(0)
+            print!("{}", dns::render(&found.records, format));
+            match found.problems.split_last() {
+                None => Ok(0),
+                Some((last, others)) => {
+                    for problem in others {
+                        eprintln!("error: {problem}");
+                    }
+                    Err(error::Reported(anyhow::anyhow!("{last}")).into())
+                }
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use dkim_setup::cli::Cli;
-use dkim_setup::error::{BadInput, Reported};
+use dkim_setup::error::{BadInput, Interrupted, Reported};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -33,8 +33,13 @@ fn main() -> ExitCode {
         Err(err) => err,
     };
 
+    let interrupted = err.downcast_ref::<Interrupted>().is_some()
+        || err
+            .downcast_ref::<Reported>()
+            .is_some_and(|r| r.0.is::<Interrupted>());
     let (message, hint, code) = match err.downcast_ref::<BadInput>() {
         Some(bad) => (bad.message.clone(), bad.hint.clone(), 2),
+        None if interrupted => (format!("{err:#}"), None, 130),
         None => (format!("{err:#}"), None, 1),
     };
     if json && err.downcast_ref::<Reported>().is_none() {

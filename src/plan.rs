@@ -289,6 +289,8 @@ pub struct Plan {
     pub distro: Distro,
     pub steps: Vec<Step>,
     pub notes: Vec<String>,
+    /// Things the administrator must act on (printed as `warning:`).
+    pub warnings: Vec<String>,
     pub dns_records: Vec<DnsRecord>,
 }
 
@@ -306,6 +308,7 @@ impl Plan {
             "steps": self.steps.iter().map(Step::to_json).collect::<Vec<_>>(),
             "dns_records": self.dns_records,
             "notes": self.notes,
+            "warnings": self.warnings,
         })
     }
 

@@ -151,6 +151,7 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
         answers,
         steps: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
     };
 
     if !missing.is_empty() {
@@ -181,11 +182,23 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
     let changed = opendkim_changed || postfix.changed || keys_changed;
     p.plan_checks(changed);
     p.plan_services(&conf, opendkim_changed, postfix.changed)?;
+    if changed {
+        p.warn_about_origin(&postfix.text);
+    }
+    if let Socket::Inet { addr, .. } = &answers.socket
+        && !addr.is_loopback()
+    {
+        p.warnings.push(format!(
+            "opendkim listens on {addr}, which is not a loopback address: any host that reaches \
+             it can have mail signed; firewall the port or use 127.0.0.1"
+        ));
+    }
 
     Ok(Plan {
         distro: distro.clone(),
         steps: p.steps,
         notes: p.notes,
+        warnings: p.warnings,
         dns_records: Vec::new(),
     })
 }
@@ -208,6 +221,7 @@ struct Planner<'a> {
     answers: &'a Answers,
     steps: Vec<Step>,
     notes: Vec<String>,
+    warnings: Vec<String>,
 }
 
 /// The opendkim user's ids in the tree, when the package is installed.
@@ -228,6 +242,8 @@ struct ConfPlan {
 
 struct PostfixPlan {
     changed: bool,
+    /// main.cf as it will be.
+    text: String,
 }
 
 /// Strip a dataset prefix (`file:`, `refile:`) from a table setting.
@@ -335,7 +351,27 @@ impl Planner<'_> {
         if let Some(addr) = &self.answers.report_address {
             owned.push(("ReportAddress", addr));
         }
-        let new = opendkim_conf::edit(&base, &owned, &["KeyFile", "Selector", "Domain"]);
+        let replaced = ["KeyFile", "Selector", "Domain"];
+        let new = opendkim_conf::edit(&base, &owned, &replaced);
+        for key in replaced {
+            if let Some(value) = opendkim_conf::get(&base, key) {
+                self.notes.push(format!(
+                    "{path}: '{key} {value}' is now commented out: the KeyTable and SigningTable \
+                     take its place"
+                ));
+            }
+        }
+        for (key, _) in &owned {
+            let active = opendkim_conf::get_all(&base, key);
+            if active.len() > 1 {
+                self.notes.push(format!(
+                    "{path} had {} active '{key}' lines ({}); opendkim silently uses the last, so \
+                     only one is left active",
+                    active.len(),
+                    active.join(", ")
+                ));
+            }
+        }
 
         if let Some(anchor) = opendkim_conf::get(&new, "TrustAnchorFile")
             && installed
@@ -496,16 +532,28 @@ impl Planner<'_> {
                 Some(k) => k.key_path.clone(),
                 None => format!("{}/{domain}/{selector}.private", self.profile.keys_dir),
             };
-            if adopted.is_none() {
+            let key_dir = std::path::Path::new(&key_path)
+                .parent()
+                .map(|d| d.display().to_string());
+            if let Some(dir) = key_dir.filter(|d| d.starts_with(self.profile.keys_dir)) {
                 self.ensure_dir(self.profile.keys_dir, 0o750, self.owner(), ids)?;
-                self.ensure_dir(
-                    &format!("{}/{domain}", self.profile.keys_dir),
-                    0o700,
-                    self.owner(),
-                    ids,
-                )?;
+                if dir != self.profile.keys_dir {
+                    self.ensure_dir(&dir, 0o700, self.owner(), ids)?;
+                }
             }
-            self.plan_key(&key_path, domain, &selector, ids)?;
+            if let Some(k) = configured
+                && k.name != name
+            {
+                self.warnings.push(format!(
+                    "signing for {domain} switches from selector '{}' to '{selector}' with this \
+                     run, and receivers can verify the new signatures only once \
+                     {name} is published in DNS: publish it right away (the old key stays in \
+                     the KeyTable)",
+                    k.selector
+                ));
+            }
+            let was_configured = existing_keys.iter().any(|k| k.name == name);
+            self.plan_key(&key_path, domain, &selector, ids, was_configured)?;
             key_entries.push(tables::KeyEntry {
                 name: name.clone(),
                 domain: domain.clone(),
@@ -538,6 +586,20 @@ impl Planner<'_> {
             }
         }
         self.check_tables(conf, &merged_keys.text, &merged_signing.text)?;
+        let others: Vec<String> = tables::parse_key_table(&merged_keys.text)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|k| k.key_path)
+            .filter(|p| {
+                !self
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Key { path, .. } if path == p))
+            })
+            .collect();
+        for path in others {
+            self.secure_existing_key(&path, ids)?;
+        }
 
         self.file_step(
             &conf.key_table,
@@ -630,11 +692,19 @@ impl Planner<'_> {
         domain: &str,
         selector: &str,
         ids: Option<Ids>,
+        configured: bool,
     ) -> Result<()> {
         let owner = self.owner();
         match self.root().stat(path)? {
             None => {
                 self.check_ancestors(path, ids)?;
+                if configured {
+                    self.warnings.push(format!(
+                        "the key for {selector}._domainkey.{domain} was missing from '{path}': a \
+                         NEW key is generated, so the DNS record changes; publish the new record \
+                         at once, until then receivers fail every signature of {domain}"
+                    ));
+                }
                 self.steps.push(Step::Key {
                     path: path.to_string(),
                     action: Action::Create,
@@ -644,44 +714,65 @@ impl Planner<'_> {
                     owner,
                 });
             }
-            Some(st) => {
-                self.check_ancestors(path, ids)?;
+            Some(_) => {
                 let bits = match self.root().read_opt(path) {
                     Ok(Some(pem)) => crate::keys::parse_private(&pem)
                         .map(|k| crate::keys::bits_of(&k))
                         .with_context(|| format!("the key file '{path}' cannot be used"))?,
                     _ => 0,
                 };
+                if bits != 0 && bits != self.answers.bits {
+                    self.notes.push(format!(
+                        "the existing key '{path}' has {bits} bits and is kept (keys are never \
+                         overwritten); {} bits apply to new keys only",
+                        self.answers.bits
+                    ));
+                }
                 self.steps.push(Step::Key {
                     path: path.to_string(),
                     action: Action::Unchanged,
                     bits,
                     domain: domain.to_string(),
                     selector: selector.to_string(),
-                    owner: owner.clone(),
+                    owner,
                 });
-                if let Some(ids) = ids {
-                    let mut why = Vec::new();
-                    if st.mode & 0o077 != 0 {
-                        why.push(format!("mode {:04o} lets other users read it", st.mode));
-                    }
-                    if st.uid != ids.uid || st.gid != ids.gid {
-                        why.push("opendkim must own it".to_string());
-                    }
-                    if !why.is_empty() {
-                        let why = why.join("; ");
-                        self.notes.push(format!(
-                            "the key '{path}' is fixed to opendkim:opendkim 0600: {why}"
-                        ));
-                        self.steps.push(Step::Attrs {
-                            path: path.to_string(),
-                            mode: 0o600,
-                            owner,
-                            why,
-                        });
-                    }
-                }
+                self.secure_existing_key(path, ids)?;
             }
+        }
+        Ok(())
+    }
+
+    /// An existing key must pass opendkim's safety rules, or every message
+    /// of its domain is refused with 451: its directories are checked, and
+    /// a key other users can read, or that opendkim does not own, is fixed
+    /// to opendkim:opendkim 0600 (field cases B04, B05, B06).
+    fn secure_existing_key(&mut self, path: &str, ids: Option<Ids>) -> Result<()> {
+        self.check_ancestors(path, ids)?;
+        let (Some(ids), Some(st)) = (ids, self.root().stat(path)?) else {
+            return Ok(());
+        };
+        if self.planned_fix(path) {
+            return Ok(());
+        }
+        let mut why = Vec::new();
+        if st.mode & 0o077 != 0 {
+            why.push(format!("mode {:04o} lets other users read it", st.mode));
+        }
+        if st.uid != ids.uid || st.gid != ids.gid {
+            why.push("opendkim must own it".to_string());
+        }
+        if !why.is_empty() {
+            let why = why.join("; ");
+            self.notes.push(format!(
+                "the key '{path}' is fixed to opendkim:opendkim 0600: {why}"
+            ));
+            let owner = self.owner();
+            self.steps.push(Step::Attrs {
+                path: path.to_string(),
+                mode: 0o600,
+                owner,
+                why,
+            });
         }
         Ok(())
     }
@@ -724,9 +815,14 @@ impl Planner<'_> {
                 if let Some(why) = why {
                     bail!(
                         "the key '{key_path}' is below '{shown}', and {why}: opendkim refuses \
-                         keys whose directories other users can change\nhint: chmod go-w \
-                         '{shown}' and make it owned by root, or keep keys under {}",
-                        self.profile.keys_dir
+                         keys whose directories other users can change\nhint: make \
+                         '{shown}' owned by root and not writable by others (chown root: '{shown}'; \
+                         chmod go-w '{shown}'){}",
+                        if key_path.starts_with(self.profile.keys_dir) {
+                            String::new()
+                        } else {
+                            format!(", or keep keys under {}", self.profile.keys_dir)
+                        }
                     );
                 }
             }
@@ -793,13 +889,13 @@ impl Planner<'_> {
                 }
             }
         }
-        self.warn_about_origin(&new);
 
         let changed = new != old;
-        self.file_step(&path, Some(old), new, 0o644, None);
+        self.file_step(&path, Some(old), new.clone(), 0o644, None);
         let group_changed = self.plan_socket_group()?;
         Ok(PostfixPlan {
             changed: changed || group_changed,
+            text: new,
         })
     }
 

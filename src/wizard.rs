@@ -173,7 +173,9 @@ fn known_records(ctx: &Ctx, plan: &Plan) -> Vec<crate::plan::DnsRecord> {
     if domains.is_empty() {
         return Vec::new();
     }
-    crate::dns::configured_records(&ctx.root, conf, &domains).unwrap_or_default()
+    crate::dns::configured_records(&ctx.root, conf, &domains)
+        .map(|found| found.records)
+        .unwrap_or_default()
 }
 
 fn report(global: &Global, plan: &Plan, answers: &Answers, error: Option<&anyhow::Error>) {
@@ -183,14 +185,10 @@ fn report(global: &Global, plan: &Plan, answers: &Answers, error: Option<&anyhow
             doc["error"] = serde_json::json!(format!("{e:#}"));
         }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        for note in &plan.notes {
-            eprintln!("note: {note}");
-        }
+        print_notes(plan);
         return;
     }
-    for note in &plan.notes {
-        eprintln!("note: {note}");
-    }
+    print_notes(plan);
     if error.is_some() {
         return;
     }
@@ -222,5 +220,14 @@ fn report(global: &Global, plan: &Plan, answers: &Answers, error: Option<&anyhow
     );
     for r in &plan.dns_records {
         println!("Check what DNS serves with: dig +short TXT {}", r.name);
+    }
+}
+
+fn print_notes(plan: &Plan) {
+    for note in &plan.notes {
+        eprintln!("note: {note}");
+    }
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
     }
 }

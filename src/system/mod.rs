@@ -37,9 +37,54 @@ impl Root {
         &self.base
     }
 
-    /// Resolve a target path (absolute, as on the target system) under the root.
+    /// Resolve a target path (absolute, as on the target system) under the
+    /// root, following symlinks as the target system would: an absolute link
+    /// points inside the root, never at this machine's own files.
     pub fn path(&self, target: &str) -> PathBuf {
-        self.base.join(target.trim_start_matches('/'))
+        self.base.join(self.resolve(target).trim_start_matches('/'))
+    }
+
+    /// The target path with every symlink on it followed (at most 16).
+    pub fn resolve(&self, target: &str) -> String {
+        let mut pending: Vec<String> = target
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .rev()
+            .map(String::from)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(part);
+            let here = self.base.join(done.join("/"));
+            let Ok(link) = fs::read_link(&here) else {
+                continue;
+            };
+            links += 1;
+            if links > 16 {
+                break;
+            }
+            done.pop();
+            let link = link.to_string_lossy().to_string();
+            if link.starts_with('/') {
+                done.clear();
+            }
+            pending.extend(
+                link.split('/')
+                    .filter(|c| !c.is_empty())
+                    .rev()
+                    .map(String::from),
+            );
+        }
+        format!("/{}", done.join("/"))
     }
 
     /// The text of a target file, or `None` when it does not exist.
@@ -173,6 +218,24 @@ mod tests {
         );
         assert!(!root.is_live());
         assert_eq!(Root::new("/").path("/etc/x"), PathBuf::from("/etc/x"));
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let dir = std::env::temp_dir().join(format!("dkim-root-{}", std::process::id()));
+        fs::create_dir_all(dir.join("etc/postfix")).unwrap();
+        fs::create_dir_all(dir.join("srv/conf")).unwrap();
+        std::os::unix::fs::symlink("/srv/conf/main.cf", dir.join("etc/postfix/main.cf")).unwrap();
+        std::os::unix::fs::symlink("../srv/conf", dir.join("etc/conf")).unwrap();
+        let root = Root::new(&dir);
+        assert_eq!(root.resolve("/etc/postfix/main.cf"), "/srv/conf/main.cf");
+        assert_eq!(root.resolve("/etc/conf/x"), "/srv/conf/x");
+        assert_eq!(
+            root.path("/etc/postfix/main.cf"),
+            dir.join("srv/conf/main.cf")
+        );
+        assert_eq!(root.resolve("/etc/opendkim.conf"), "/etc/opendkim.conf");
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
