@@ -25,3 +25,5 @@ mod refused;
 mod restore;
 #[path = "cli/services.rs"]
 mod services;
+#[path = "cli/trial.rs"]
+mod trial;

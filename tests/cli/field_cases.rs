@@ -1,4 +1,4 @@
-//! Field cases B01–B14 (/work/shared/field-cases.md), one test per case
+//! Field cases B01–B14 (the project's list of real deployment failures), one test per case
 //! and variant. B13 belongs to the later `check` command.
 
 use crate::common::*;
