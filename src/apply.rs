@@ -49,7 +49,18 @@ enum Undo {
 
 /// Status lines for the user, printed as the run goes.
 pub trait Progress {
-    fn step(&self, status: &str, text: &str);
+    /// A step begins, e.g. `("editing", "/etc/opendkim.conf")`.
+    fn step(&self, verb: &str, text: &str);
+    /// The step that began last ended well.
+    fn done(&self) {}
+    /// The step that began last failed.
+    fn failed(&self, _error: &str) {}
+    /// A planned step was skipped, and why.
+    fn skipped(&self, _text: &str, _why: &str) {}
+    /// A message that is not a step.
+    fn warn(&self, text: &str) {
+        eprintln!("warning: {text}");
+    }
 }
 
 /// Applies a plan and remembers how to undo it.
@@ -95,6 +106,7 @@ impl<'a> Applier<'a> {
             out = self.ctx.runner.run_env(argv, &env)?;
         }
         if !out.success() {
+            self.progress.failed(&format!("exit {}", out.status));
             bail!(
                 "'{}' failed (exit {}):\n{}",
                 argv.join(" "),
@@ -102,6 +114,7 @@ impl<'a> Applier<'a> {
                 out.said()
             );
         }
+        self.progress.done();
         Ok(())
     }
 
@@ -118,10 +131,14 @@ impl<'a> Applier<'a> {
                 break;
             }
             let result = self.apply_step(&plan.steps[i], init, socket, &mut records);
-            if let Err(e) = result {
-                mark_failed(&mut plan.steps[i]);
-                failure = Some((i, e));
-                break;
+            match result {
+                Ok(()) => self.progress.done(),
+                Err(e) => {
+                    self.progress.failed(&format!("{e:#}"));
+                    mark_failed(&mut plan.steps[i]);
+                    failure = Some((i, e));
+                    break;
+                }
             }
         }
         if let Some((i, err)) = failure {
@@ -130,10 +147,10 @@ impl<'a> Applier<'a> {
             {
                 self.restart_old(init, plan, opendkim_was_running);
             }
-            let before = self.already_failing(&plan.steps[i]);
             if crate::interrupt::requested() {
                 return Err(crate::error::Interrupted(restored).into());
             }
+            let before = self.already_failing(&plan.steps[i]);
             return Err(anyhow!("{err:#}\n{restored}{before}"));
         }
         plan.dns_records = records;
@@ -236,9 +253,11 @@ impl<'a> Applier<'a> {
                 argv,
                 purpose,
                 status,
-                ..
+                reason,
             } => {
                 if *status == Status::Skipped {
+                    let why = reason.as_deref().unwrap_or("not needed");
+                    self.progress.skipped(&argv.join(" "), why);
                     return Ok(());
                 }
                 match purpose {
@@ -279,9 +298,11 @@ impl<'a> Applier<'a> {
                 action,
                 argv,
                 status,
-                ..
+                reason,
             } => {
                 if *status == Status::Skipped {
+                    let why = reason.as_deref().unwrap_or("not needed");
+                    self.progress.skipped(&argv.join(" "), why);
                     return Ok(());
                 }
                 let verb = match action {
@@ -560,10 +581,9 @@ impl<'a> Applier<'a> {
                 &argv,
                 &socket,
             ) {
-                self.progress.step(
-                    "warning",
-                    &format!("the old opendkim configuration did not come back up: {e:#}"),
-                );
+                self.progress.warn(&format!(
+                    "the old opendkim configuration did not come back up: {e:#}"
+                ));
             }
         }
         if services::postfix_running() {

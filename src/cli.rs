@@ -43,7 +43,7 @@ pub enum Command {
     Dns(DnsArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct WizardArgs {
     /// Domain to sign for (repeatable)
     #[arg(short, long = "domain", value_name = "DOMAIN")]
@@ -51,9 +51,9 @@ pub struct WizardArgs {
     /// DKIM selector [default: key, or the domain's configured one]
     #[arg(short, long, value_name = "NAME")]
     pub selector: Option<String>,
-    /// RSA key size: 1024 (warns), 2048, 3072 or 4096
-    #[arg(long, default_value_t = 2048, value_name = "N")]
-    pub bits: u32,
+    /// RSA key size: 1024 (warns), 2048, 3072 or 4096 [default: 2048]
+    #[arg(long, value_name = "N")]
+    pub bits: Option<u32>,
     /// Allow a 4096-bit key, whose DNS record many providers truncate
     #[arg(long)]
     pub allow_long_key: bool,

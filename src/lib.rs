@@ -6,6 +6,7 @@
 //! [`system::runner::Runner`].
 
 pub mod apply;
+pub mod ask;
 pub mod cli;
 pub mod distro;
 pub mod dns;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod interrupt;
 pub mod keys;
 pub mod plan;
+pub mod progress;
 pub mod services;
 pub mod setup;
 pub mod system;

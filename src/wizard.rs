@@ -7,26 +7,23 @@
 
 use crate::apply::{Applier, Progress};
 use crate::cli::{Global, WizardArgs};
-use crate::distro;
 use crate::error::{BadInput, bad_hint};
 use crate::plan::{Plan, Purpose, Status, Step};
+use crate::progress::{Bars, Lines};
 use crate::setup::{self, Answers, Ctx};
 use crate::system::runner;
 use crate::validate;
+use crate::{ask, distro};
 use anyhow::Result;
 use std::io::IsTerminal;
 
-/// Status lines on stderr, silenced by `-q`.
-pub struct Lines {
-    pub quiet: bool,
-}
-
-impl Progress for Lines {
-    fn step(&self, status: &str, text: &str) {
-        if !self.quiet {
-            eprintln!("{status:>11} {text}");
-        }
+/// Check every value a flag gave, before any question is asked.
+fn check_given(args: &WizardArgs) -> Result<()> {
+    let mut probe = args.clone();
+    if probe.domains.is_empty() {
+        probe.domains.push("example.com".into());
     }
+    answers(&probe).map(|_| ())
 }
 
 /// Check every answer; the first bad one is refused with exit 2.
@@ -39,13 +36,8 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
         }
     }
     if domains.is_empty() {
-        let why = if args.non_interactive || !std::io::stdin().is_terminal() {
-            "missing answer: no domain to sign for"
-        } else {
-            "no domain to sign for (interactive questions are not available yet)"
-        };
         return Err(bad_hint(
-            why,
+            "missing answer: no domain to sign for (--domain)",
             "pass --domain example.com (repeat it for more domains)",
         ));
     }
@@ -60,7 +52,7 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
     Ok(Answers {
         domains,
         selector,
-        bits: validate::bits(args.bits, args.allow_long_key)?,
+        bits: validate::bits(args.bits.unwrap_or(2048), args.allow_long_key)?,
         socket: validate::socket(&args.socket)?,
         trusted_hosts: args
             .trusted_hosts
@@ -77,8 +69,22 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
     })
 }
 
+/// Prompts only with a terminal on both ends and no `-y` or `--json`.
+fn interactive(global: &Global, args: &WizardArgs) -> bool {
+    !args.non_interactive
+        && !global.json
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+}
+
 pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
-    let answers = answers(args)?;
+    let interactive = interactive(global, args);
+    let mut args = args.clone();
+    if interactive {
+        check_given(&args)?;
+    } else {
+        answers(&args)?;
+    }
     let root = crate::root_of(global)?;
     let distro = distro::detect(&root)?;
     if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
@@ -87,31 +93,35 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
             "run it with sudo, or add --dry-run to only see the plan",
         ));
     }
-    let runner = runner::from_env();
-    let ctx = Ctx {
-        root,
-        runner: runner.as_ref(),
-        dry_run: global.dry_run,
-    };
-    let lines = Lines {
-        quiet: global.quiet,
-    };
-    if answers.bits == 1024 {
-        eprintln!(
-            "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
-        );
-    }
-
     let profile = distro.profile();
     let main_cf = format!("{}/main.cf", profile.postfix_dir);
-    if !ctx.root.exists(&main_cf) {
+    if !root.exists(&main_cf) {
         return Err(bad_hint(
             format!("Postfix is not installed: '{main_cf}' not found"),
             "install and configure Postfix first (apt-get install postfix), then run dkim-setup \
              again",
         ));
     }
-    let mut missing = setup::missing_packages(&ctx, profile)?;
+    let runner = runner::from_env();
+    let ctx = Ctx {
+        root,
+        runner: runner.as_ref(),
+        dry_run: global.dry_run,
+    };
+    crate::interrupt::install();
+
+    if interactive {
+        let found = ask::detect(&ctx, &distro)?;
+        eprintln!("{}", ask::summary(&found));
+        ask::missing_answers(&mut args, &found)?;
+    }
+    let answers = answers(&args)?;
+    if answers.bits == 1024 {
+        eprintln!(
+            "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
+        );
+    }
+    let missing = setup::missing_packages(&ctx, profile)?;
     if !missing.is_empty() && answers.no_install {
         return Err(BadInput::new(format!(
             "{} not installed, and --no-install was given",
@@ -123,11 +133,66 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         ))
         .into());
     }
-    let mut applier = Applier::new(&ctx, &lines);
+
+    if interactive && !ctx.dry_run {
+        let preview_ctx = Ctx {
+            root: ctx.root.clone(),
+            runner: ctx.runner,
+            dry_run: true,
+        };
+        let preview = setup::plan(&preview_ctx, &distro, &answers, &missing)?;
+        if ask::confirm(&preview)? == ask::Decision::Cancel {
+            eprintln!("Nothing was changed.");
+            return Ok(0);
+        }
+    }
+
+    let bars = Bars::default();
+    let lines = Lines {
+        quiet: global.quiet,
+    };
+    let progress: &dyn Progress = if interactive && !global.quiet {
+        &bars
+    } else {
+        &lines
+    };
+    crate::interrupt::applying();
+    let run = Run {
+        ctx: &ctx,
+        distro: &distro,
+        answers: &answers,
+        progress,
+        notes_shown: interactive,
+    };
+    execute(global, run, missing)
+}
+
+/// What one wizard run works with once the answers are known.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    ctx: &'a Ctx<'a>,
+    distro: &'a distro::Distro,
+    answers: &'a Answers,
+    progress: &'a dyn Progress,
+    /// The plan screen already showed the notes.
+    notes_shown: bool,
+}
+
+/// Install what is missing, plan against the files now on disk, apply (or
+/// print the plan for a dry run), and report.
+fn execute(global: &Global, run: Run, mut missing: Vec<&'static str>) -> Result<u8> {
+    let Run {
+        ctx,
+        distro,
+        answers,
+        progress,
+        ..
+    } = run;
+    let mut applier = Applier::new(ctx, progress);
     let mut install = None;
     if !missing.is_empty() && !ctx.dry_run {
         let step = Step::Command {
-            argv: setup::install_argv(&ctx, &distro, &missing),
+            argv: setup::install_argv(ctx, distro, &missing),
             purpose: Purpose::Install,
             status: Status::Done,
             reason: None,
@@ -137,17 +202,17 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         missing.clear();
     }
 
-    let mut plan = setup::plan(&ctx, &distro, &answers, &missing)?;
+    let mut plan = setup::plan(ctx, distro, answers, &missing)?;
     if let Some(step) = install {
         plan.steps.insert(0, step);
     }
     if ctx.dry_run {
-        plan.dns_records = known_records(&ctx, &plan);
-        report(global, &plan, &answers, None);
+        plan.dns_records = known_records(ctx, &plan);
+        report(global, &run, &plan, None);
         return Ok(0);
     }
     let result = applier.apply(&mut plan, &answers.socket);
-    report(global, &plan, &answers, result.as_ref().err());
+    report(global, &run, &plan, result.as_ref().err());
     match result {
         Ok(()) => Ok(0),
         Err(e) if global.json => Err(crate::error::Reported(e).into()),
@@ -178,17 +243,28 @@ fn known_records(ctx: &Ctx, plan: &Plan) -> Vec<crate::plan::DnsRecord> {
         .unwrap_or_default()
 }
 
-fn report(global: &Global, plan: &Plan, answers: &Answers, error: Option<&anyhow::Error>) {
+/// The end of a run: the JSON document, or the notes and the DNS screen.
+/// Notes already shown on the plan screen are not repeated; warnings are.
+fn report(global: &Global, run: &Run, plan: &Plan, error: Option<&anyhow::Error>) {
     if global.json {
         let mut doc = plan.to_json(global.dry_run);
         if let Some(e) = error {
             doc["error"] = serde_json::json!(format!("{e:#}"));
         }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        print_notes(plan);
+    }
+    if !run.notes_shown {
+        for note in &plan.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if global.json {
         return;
     }
-    print_notes(plan);
+    let answers = run.answers;
     if error.is_some() {
         return;
     }
@@ -220,14 +296,5 @@ fn report(global: &Global, plan: &Plan, answers: &Answers, error: Option<&anyhow
     );
     for r in &plan.dns_records {
         println!("Check what DNS serves with: dig +short TXT {}", r.name);
-    }
-}
-
-fn print_notes(plan: &Plan) {
-    for note in &plan.notes {
-        eprintln!("note: {note}");
-    }
-    for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
     }
 }

@@ -9,7 +9,9 @@
 //! variable (for tests), starts nothing: it appends each argv to FILE as one
 //! JSON line and answers success. `DKIM_SETUP_RECORD_FAIL=WORDS` makes a
 //! recorded command whose joined argv contains WORDS fail, so tests can drive
-//! the restore paths without a real failing daemon.
+//! the restore paths without a real failing daemon, and
+//! `DKIM_SETUP_RECORD_DELAY_MS=N` makes each recorded command take N ms, so
+//! a test can press Ctrl-C while one runs.
 
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
@@ -69,6 +71,10 @@ pub fn from_env() -> Box<dyn Runner> {
             fail: std::env::var("DKIM_SETUP_RECORD_FAIL")
                 .ok()
                 .filter(|s| !s.is_empty()),
+            delay: std::env::var("DKIM_SETUP_RECORD_DELAY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map(std::time::Duration::from_millis),
         }),
         None => Box::new(RealRunner),
     }
@@ -130,6 +136,7 @@ fn read_back(file: &mut File) -> Result<String> {
 pub struct RecordingRunner {
     pub log: std::path::PathBuf,
     pub fail: Option<String>,
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Runner for RecordingRunner {
@@ -140,6 +147,9 @@ impl Runner for RecordingRunner {
             .open(&self.log)
             .with_context(|| format!("cannot open the command record '{}'", self.log.display()))?;
         writeln!(log, "{}", serde_json::to_string(argv)?)?;
+        if let Some(delay) = self.delay {
+            std::thread::sleep(delay);
+        }
         let fails = self
             .fail
             .as_ref()
@@ -183,6 +193,7 @@ mod tests {
         let runner = RecordingRunner {
             log: dir.join("log"),
             fail: Some("restart".into()),
+            delay: None,
         };
         assert!(runner.run(&argv(&["postfix", "reload"])).unwrap().success());
         assert!(
