@@ -293,11 +293,18 @@ impl Planner<'_> {
 
     fn plan_opendkim_conf(&mut self, installed: bool) -> Result<ConfPlan> {
         let path = self.profile.opendkim_conf;
-        let current = self.root().read_opt(path)?;
-        let base = match (&current, installed) {
-            (Some(text), _) => text.clone(),
-            (None, _) => self.profile.packaged_conf.to_string(),
-        };
+        let mut current = self.root().read_opt(path)?;
+        if current.is_none() && !installed {
+            // Planned before the package is installed: against the file it ships.
+            current = Some(self.profile.packaged_conf.to_string());
+            self.notes.push(format!(
+                "opendkim is not installed yet: {path} is planned against the file the package \
+                 ships, and every file is planned again once the package is installed"
+            ));
+        }
+        let base = current
+            .clone()
+            .unwrap_or_else(|| self.profile.packaged_conf.to_string());
 
         let table = |key: &str, default: &str| {
             opendkim_conf::get(&base, key)

@@ -25,6 +25,10 @@ REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE_DIR:-$REPO/target/e2e}
 # Bounds, so a hang fails the test instead of blocking it forever.
 INSIDE_TIMEOUT=${E2E_INSIDE_TIMEOUT:-300}
+# Which script runs inside: inside.sh (the unattended run, the default) or
+# interactive.sh (the wizard at a terminal).
+SCENARIO=${E2E_SCENARIO:-inside}
+export SCENARIO
 
 log() { echo "run: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -66,6 +70,11 @@ in_namespace() {
     mount -t proc proc "$root/proc"          # this pid namespace's /proc
     mount -t tmpfs -o mode=755,nosuid dev "$root/dev"
     populate_dev "$root/dev"
+    # A private devpts instance, so the interactive scenario can open a
+    # pseudo-terminal without touching the host's /dev/pts.
+    mkdir -p "$root/dev/pts"
+    mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
+    ln -sf pts/ptmx "$root/dev/ptmx"
     # Fresh /run and /tmp like a booted system (no stale pid files, P20).
     mount -t tmpfs -o mode=755,nosuid,nodev run "$root/run"
     mkdir -p "$root/run/lock" && chmod 1777 "$root/run/lock"
@@ -76,15 +85,15 @@ in_namespace() {
 
     install -m 0755 "$bin" "$root/usr/local/sbin/dkim-setup"
     mkdir -p "$root/root/e2e"
-    install -m 0755 "$HERE/inside.sh" "$HERE/verify.py" "$HERE/checks.py" "$root/root/e2e/"
+    install -m 0755 "$HERE"/*.sh "$HERE"/*.py "$root/root/e2e/"
 
     local rc=0
     timeout --kill-after=10 "$INSIDE_TIMEOUT" \
         chroot "$root" /usr/bin/env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         HOME=/root LANG=C.UTF-8 TERM=dumb \
-        /bin/bash /root/e2e/inside.sh </dev/null || rc=$?
-    ((rc == 124)) && log "inside.sh timed out after ${INSIDE_TIMEOUT} s"
+        /bin/bash "/root/e2e/$SCENARIO.sh" </dev/null || rc=$?
+    ((rc == 124)) && log "$SCENARIO.sh timed out after ${INSIDE_TIMEOUT} s"
 
     # Keep what is needed to understand a failure.
     mkdir -p "$artifacts"
@@ -124,7 +133,7 @@ t_tree=$((SECONDS - start))
 
 mkdir -p "$CACHE/runs"
 work=$(mktemp -d "$CACHE/runs/run.XXXXXX")   # same filesystem as the tree
-artifacts=${E2E_ARTIFACTS:-$CACHE/last-run}
+artifacts=${E2E_ARTIFACTS:-$CACHE/last-run-$SCENARIO}
 rm -rf "$artifacts"
 cleanup() {
     # The namespace is gone by now, so nothing is mounted under $work; check
