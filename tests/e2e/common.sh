@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2034  # the names are used by the scripts that source this file
 # Shared by the scenarios that run inside the throwaway test system (sourced
 # by inside.sh and interactive.sh): names, helpers, and starting syslog and
 # Postfix the way the real machines need (platform notes: no /dev/log, no
