@@ -14,6 +14,18 @@ use std::process::Command;
 
 const DOWN: &str = "\x1b[B";
 
+/// Flags answering every question, so that only the confirmation is asked.
+const EVERY_ANSWER: &[&str] = &[
+    "-d",
+    "example.test",
+    "-s",
+    "key",
+    "--bits",
+    "2048",
+    "--trusted-host",
+    "192.0.2.0/24",
+];
+
 /// Start the wizard on `tree` in a pseudo-terminal.
 fn wizard(tree: &Tree, extra: &[&str]) -> PtySession {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dkim-setup"));
@@ -88,19 +100,7 @@ fn enter_at_every_default_and_one_domain_sets_up_signing() {
 fn declining_at_the_confirmation_changes_nothing() {
     let tree = Tree::debian12();
     let before = tree.snapshot();
-    let mut s = wizard(
-        &tree,
-        &[
-            "-d",
-            "example.test",
-            "-s",
-            "key",
-            "--bits",
-            "2048",
-            "--trusted-host",
-            "192.0.2.0/24",
-        ],
-    );
+    let mut s = wizard(&tree, EVERY_ANSWER);
     s.exp_string("Apply these changes?").unwrap();
     s.send(DOWN).unwrap();
     s.send(DOWN).unwrap();
@@ -116,19 +116,7 @@ fn declining_at_the_confirmation_changes_nothing() {
 #[test]
 fn the_diffs_can_be_seen_before_confirming() {
     let tree = Tree::debian12();
-    let mut s = wizard(
-        &tree,
-        &[
-            "-d",
-            "example.test",
-            "-s",
-            "key",
-            "--bits",
-            "2048",
-            "--trusted-host",
-            "192.0.2.0/24",
-        ],
-    );
+    let mut s = wizard(&tree, EVERY_ANSWER);
     s.exp_string("Apply these changes?").unwrap();
     s.send(DOWN).unwrap();
     s.flush().unwrap();

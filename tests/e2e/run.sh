@@ -33,19 +33,8 @@ export SCENARIO
 log() { echo "run: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-populate_dev() {   # same minimal /dev as build-tree.sh
-    local dev=$1
-    mknod -m 666 "$dev/null" c 1 3
-    mknod -m 666 "$dev/zero" c 1 5
-    mknod -m 666 "$dev/full" c 1 7
-    mknod -m 666 "$dev/random" c 1 8
-    mknod -m 666 "$dev/urandom" c 1 9
-    mknod -m 666 "$dev/tty" c 5 0
-    ln -s /proc/self/fd "$dev/fd"
-    ln -s /proc/self/fd/0 "$dev/stdin"
-    ln -s /proc/self/fd/1 "$dev/stdout"
-    ln -s /proc/self/fd/2 "$dev/stderr"
-}
+# shellcheck source=tests/e2e/dev.sh
+source "$HERE/dev.sh"
 
 # ---------------------------------------------------------------------------
 # In the namespaces (we are pid 1 of the new pid namespace).
