@@ -69,7 +69,7 @@ pub fn detect(ctx: &Ctx, distro: &Distro) -> Result<Found> {
             .or_else(|| parent_domain(mailname.as_deref()?.trim()));
         found.milters = main_cf::effective_milters(&main, "smtpd_milters");
     }
-    found.opendkim_installed = setup::missing_packages(ctx, profile)?.is_empty();
+    found.opendkim_installed = crate::packages::missing(ctx, profile)?.is_empty();
 
     let conf = ctx
         .root

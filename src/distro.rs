@@ -140,8 +140,9 @@ pub struct Profile {
     /// The package database entry proving a package is installed.
     pub package_db: PackageDb,
     pub opendkim_conf: &'static str,
-    /// The packaged opendkim.conf, used to plan before the package is installed.
-    pub packaged_conf: &'static str,
+    /// Files as the package ships them (path, text), used to plan before the
+    /// package is installed.
+    pub packaged: &'static [(&'static str, &'static str)],
     /// Files outside opendkim.conf that can override the socket.
     pub socket_overrides: &'static [SocketOverride],
     pub user: &'static str,
@@ -172,12 +173,18 @@ pub enum SocketOverride {
     ShellVar(&'static str),
     /// A systemd drop-in whose `ExecStart` passes `-p SOCKET`.
     ExecStart(&'static str),
+    /// A shell file whose `OPTIONS=` passes opendkim's flags (RHEL
+    /// `/etc/sysconfig/opendkim`): `-p` is kept equal, and `-x` and `-P` must
+    /// agree with opendkim.conf.
+    Options(&'static str),
 }
 
 impl SocketOverride {
     pub fn path(&self) -> &'static str {
         match self {
-            SocketOverride::ShellVar(p) | SocketOverride::ExecStart(p) => p,
+            SocketOverride::ShellVar(p)
+            | SocketOverride::ExecStart(p)
+            | SocketOverride::Options(p) => p,
         }
     }
 }
@@ -187,7 +194,16 @@ const DEBIAN: Profile = Profile {
     packages: &["opendkim", "opendkim-tools"],
     package_db: PackageDb::Dpkg,
     opendkim_conf: "/etc/opendkim.conf",
-    packaged_conf: include_str!("../templates/debian/opendkim.conf"),
+    packaged: &[
+        (
+            "/etc/opendkim.conf",
+            include_str!("../templates/debian/opendkim.conf"),
+        ),
+        (
+            "/etc/default/opendkim",
+            include_str!("../templates/debian/default-opendkim"),
+        ),
+    ],
     socket_overrides: &[
         SocketOverride::ShellVar("/etc/default/opendkim"),
         SocketOverride::ExecStart("/etc/systemd/system/opendkim.service.d/override.conf"),
@@ -209,8 +225,17 @@ const RHEL: Profile = Profile {
     packages: &["opendkim", "opendkim-tools"],
     package_db: PackageDb::Rpm,
     opendkim_conf: "/etc/opendkim.conf",
-    packaged_conf: include_str!("../templates/rhel/opendkim.conf"),
-    socket_overrides: &[],
+    packaged: &[
+        (
+            "/etc/opendkim.conf",
+            include_str!("../templates/rhel/opendkim.conf"),
+        ),
+        (
+            "/etc/sysconfig/opendkim",
+            include_str!("../templates/rhel/sysconfig-opendkim"),
+        ),
+    ],
+    socket_overrides: &[SocketOverride::Options("/etc/sysconfig/opendkim")],
     user: "opendkim",
     group: "opendkim",
     userid_value: "opendkim:opendkim",
@@ -223,7 +248,26 @@ const RHEL: Profile = Profile {
     postfix_user: "postfix",
 };
 
+impl Profile {
+    /// The text the package ships at `path`, if it ships one.
+    pub fn packaged(&self, path: &str) -> Option<&'static str> {
+        self.packaged
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, text)| *text)
+    }
+}
+
 impl Distro {
+    /// The major release number (`9` for `VERSION_ID="9.4"`), 0 when unknown.
+    pub fn major(&self) -> u32 {
+        self.version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
+    }
+
     pub fn profile(&self) -> &'static Profile {
         match self.family {
             Family::Debian => &DEBIAN,

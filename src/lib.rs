@@ -14,6 +14,7 @@ pub mod edit;
 pub mod error;
 pub mod interrupt;
 pub mod keys;
+pub mod packages;
 pub mod plan;
 pub mod progress;
 pub mod services;

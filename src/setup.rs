@@ -83,64 +83,6 @@ pub fn report_address(value: &str) -> Result<String> {
     }
 }
 
-/// Which of the profile's packages are missing from the tree.
-pub fn missing_packages(ctx: &Ctx, profile: &Profile) -> Result<Vec<&'static str>> {
-    let mut missing = Vec::new();
-    match profile.package_db {
-        PackageDb::Dpkg => {
-            let status = ctx
-                .root
-                .read_opt("/var/lib/dpkg/status")?
-                .unwrap_or_default();
-            for pkg in profile.packages {
-                if !dpkg_installed(&status, pkg) {
-                    missing.push(*pkg);
-                }
-            }
-        }
-        PackageDb::Rpm => {
-            for pkg in profile.packages {
-                let mut words = vec!["rpm"];
-                let base = ctx.root.base().display().to_string();
-                if !ctx.root.is_live() {
-                    words.extend(["--root", base.as_str()]);
-                }
-                words.extend(["-q", pkg]);
-                if !ctx.runner.run(&argv(&words))?.success() {
-                    missing.push(*pkg);
-                }
-            }
-        }
-    }
-    Ok(missing)
-}
-
-/// True when dpkg's status file says `pkg` is installed.
-pub fn dpkg_installed(status: &str, pkg: &str) -> bool {
-    status.split("\n\n").any(|para| {
-        let mut name = false;
-        let mut installed = false;
-        for line in para.lines() {
-            if let Some(v) = line.strip_prefix("Package:") {
-                name = v.trim() == pkg;
-            } else if let Some(v) = line.strip_prefix("Status:") {
-                installed = v.trim().ends_with(" installed");
-            }
-        }
-        name && installed
-    })
-}
-
-/// The argv that installs packages on this family.
-pub fn install_argv(ctx: &Ctx, distro: &Distro, packages: &[&str]) -> Vec<String> {
-    let mut words: Vec<&str> = match distro.family {
-        crate::distro::Family::Debian => vec!["apt-get", "install", "-y"],
-        crate::distro::Family::Rhel => vec!["dnf", "install", "-y"],
-    };
-    words.extend(packages);
-    ctx.target_argv(&words)
-}
-
 /// Plan a setup run. `packages_missing` means the package is not installed
 /// yet (a dry run), so opendkim.conf is planned from the packaged default.
 pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> Result<Plan> {
@@ -154,23 +96,12 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
         warnings: Vec::new(),
     };
 
-    if !missing.is_empty() {
-        let status = if ctx.dry_run {
-            Status::Planned
-        } else {
-            Status::Done
-        };
-        p.steps.push(Step::Command {
-            argv: install_argv(ctx, distro, missing),
-            purpose: Purpose::Install,
-            status,
-            reason: None,
-        });
-    }
+    p.steps
+        .extend(crate::packages::install_steps(ctx, distro, missing)?);
 
     let ids = p.resolve_ids(missing.is_empty())?;
     let conf = p.plan_opendkim_conf(missing.is_empty())?;
-    p.plan_socket_overrides()?;
+    p.plan_socket_overrides(missing.is_empty())?;
     p.plan_socket_dir(ids)?;
     let keys_changed = p.plan_keys_and_tables(&conf, ids)?;
     let postfix = p.plan_postfix(&conf)?;
@@ -293,18 +224,30 @@ impl Planner<'_> {
 
     fn plan_opendkim_conf(&mut self, installed: bool) -> Result<ConfPlan> {
         let path = self.profile.opendkim_conf;
-        let mut current = self.root().read_opt(path)?;
-        if current.is_none() && !installed {
-            // Planned before the package is installed: against the file it ships.
-            current = Some(self.profile.packaged_conf.to_string());
-            self.notes.push(format!(
-                "opendkim is not installed yet: {path} is planned against the file the package \
-                 ships, and every file is planned again once the package is installed"
-            ));
+        let current = self.read_or_packaged(path, installed)?;
+        if !installed {
+            self.notes.push(
+                "opendkim is not installed yet: the files it ships are planned as the package \
+                 ships them, and every file is planned again once it is installed"
+                    .to_string(),
+            );
         }
-        let base = current
-            .clone()
-            .unwrap_or_else(|| self.profile.packaged_conf.to_string());
+        let packaged = self.profile.packaged(path).unwrap_or_default();
+        let base = current.clone().unwrap_or_else(|| packaged.to_string());
+        let options = self.sysconfig_options(installed)?;
+        if let Some(conf) = options
+            .iter()
+            .find(|(flag, _)| flag == "-x")
+            .map(|(_, v)| v)
+            && conf != path
+        {
+            bail!(
+                "'{}' starts opendkim with '-x {conf}', so it never reads {path}, which \
+                 dkim-setup configures\nhint: remove '-x {conf}' from OPTIONS there (or make it \
+                 '-x {path}'), then run dkim-setup again",
+                self.options_file().unwrap_or_default()
+            );
+        }
 
         let table = |key: &str, default: &str| {
             opendkim_conf::get(&base, key)
@@ -352,8 +295,25 @@ impl Planner<'_> {
         if !keeps_user {
             owned.push(("UserID", self.profile.userid_value));
         }
-        if opendkim_conf::get(&base, "PidFile").is_none() {
-            owned.push(("PidFile", self.profile.pid_file));
+        let pid_flag = options
+            .iter()
+            .find(|(flag, _)| flag == "-P")
+            .map(|(_, v)| v.clone());
+        let pid_file = match (&pid_flag, opendkim_conf::get(&base, "PidFile")) {
+            (Some(flag), Some(conf)) if *flag != conf => {
+                self.notes.push(format!(
+                    "{path} had 'PidFile {conf}' while '{}' passes '-P {flag}'; both now say \
+                     {flag}",
+                    self.options_file().unwrap_or_default()
+                ));
+                Some(flag.clone())
+            }
+            (Some(flag), None) => Some(flag.clone()),
+            (None, None) => Some(self.profile.pid_file.to_string()),
+            _ => None,
+        };
+        if let Some(pid) = &pid_file {
+            owned.push(("PidFile", pid));
         }
         if let Some(addr) = &self.answers.report_address {
             owned.push(("ReportAddress", addr));
@@ -432,16 +392,44 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn plan_socket_overrides(&mut self) -> Result<()> {
+    /// A file's text, or (before the package is installed) the text the
+    /// package will ship there.
+    fn read_or_packaged(&self, path: &str, installed: bool) -> Result<Option<String>> {
+        Ok(match self.root().read_opt(path)? {
+            Some(text) => Some(text),
+            None if !installed => self.profile.packaged(path).map(str::to_string),
+            None => None,
+        })
+    }
+
+    /// The file whose `OPTIONS=` passes opendkim's flags, if the family has one.
+    fn options_file(&self) -> Option<&'static str> {
+        self.profile.socket_overrides.iter().find_map(|o| match o {
+            SocketOverride::Options(path) => Some(*path),
+            _ => None,
+        })
+    }
+
+    /// The flags in that file's `OPTIONS=` (`-x FILE`, `-P FILE`, ...).
+    fn sysconfig_options(&self, installed: bool) -> Result<Vec<(String, String)>> {
+        let Some(path) = self.options_file() else {
+            return Ok(Vec::new());
+        };
+        let text = self.read_or_packaged(path, installed)?.unwrap_or_default();
+        Ok(default_file::options_flags(&text))
+    }
+
+    fn plan_socket_overrides(&mut self, installed: bool) -> Result<()> {
         let socket = self.answers.socket.opendkim();
         for over in self.profile.socket_overrides {
             let path = over.path();
-            let Some(old) = self.root().read_opt(path)? else {
+            let Some(old) = self.read_or_packaged(path, installed)? else {
                 continue;
             };
             let new = match over {
                 SocketOverride::ShellVar(_) => default_file::set_socket_var(&old, &socket),
                 SocketOverride::ExecStart(_) => default_file::set_exec_start_socket(&old, &socket),
+                SocketOverride::Options(_) => default_file::set_options_socket(&old, &socket),
             };
             if new != old {
                 self.notes.push(format!(
@@ -1365,15 +1353,6 @@ fn dir_problem(st: &Stat, ids: Ids, root_owned_ok: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dpkg_status_is_read_per_package() {
-        let status = "Package: opendkim\nStatus: install ok installed\nVersion: 2\n\n\
-                      Package: opendkim-tools\nStatus: deinstall ok config-files\n";
-        assert!(dpkg_installed(status, "opendkim"));
-        assert!(!dpkg_installed(status, "opendkim-tools"));
-        assert!(!dpkg_installed(status, "postfix"));
-    }
 
     const OURS: &str = "inet:127.0.0.1:8891";
 

@@ -8,12 +8,12 @@
 use crate::apply::{Applier, Progress};
 use crate::cli::{Global, WizardArgs};
 use crate::error::{BadInput, bad_hint};
-use crate::plan::{Plan, Purpose, Status, Step};
+use crate::plan::{Plan, Step};
 use crate::progress::{Bars, Lines};
 use crate::setup::{self, Answers, Ctx};
 use crate::system::runner;
 use crate::validate;
-use crate::{ask, distro};
+use crate::{ask, distro, packages};
 use anyhow::Result;
 use std::io::IsTerminal;
 
@@ -121,7 +121,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
             "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
         );
     }
-    let missing = setup::missing_packages(&ctx, profile)?;
+    let missing = packages::missing(&ctx, profile)?;
     if !missing.is_empty() && answers.no_install {
         return Err(BadInput::new(format!(
             "{} not installed, and --no-install was given",
@@ -129,7 +129,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         ))
         .hint(format!(
             "install them ({}), or run without --no-install",
-            setup::install_argv(&ctx, &distro, &missing).join(" ")
+            packages::install_argv(&ctx, &distro, &missing).join(" ")
         ))
         .into());
     }
@@ -189,23 +189,27 @@ fn execute(global: &Global, run: Run, mut missing: Vec<&'static str>) -> Result<
         ..
     } = run;
     let mut applier = Applier::new(ctx, progress);
-    let mut install = None;
+    let mut installed = Vec::new();
     if !missing.is_empty() && !ctx.dry_run {
-        let step = Step::Command {
-            argv: setup::install_argv(ctx, distro, &missing),
-            purpose: Purpose::Install,
-            status: Status::Done,
-            reason: None,
-        };
-        applier.run_command(&step)?;
-        install = Some(step);
+        for step in packages::install_steps(ctx, distro, &missing)? {
+            if let Err(e) = applier.run_command(&step) {
+                if crate::interrupt::requested() {
+                    return Err(crate::error::Interrupted(
+                        "the package install was stopped before any file was changed; if \
+                         the package manager reports a broken state, finish it by hand"
+                            .into(),
+                    )
+                    .into());
+                }
+                return Err(e);
+            }
+            installed.push(step);
+        }
         missing.clear();
     }
 
     let mut plan = setup::plan(ctx, distro, answers, &missing)?;
-    if let Some(step) = install {
-        plan.steps.insert(0, step);
-    }
+    plan.steps.splice(0..0, installed);
     if ctx.dry_run {
         plan.dns_records = known_records(ctx, &plan);
         report(global, &run, &plan, None);

@@ -50,6 +50,41 @@ pub fn set_options_socket(old: &str, socket: &str) -> String {
     })
 }
 
+/// The flags of the last active `OPTIONS=` assignment, as (flag, value)
+/// pairs: `OPTIONS="-x /etc/opendkim.conf -P /run/x.pid"` gives
+/// `[("-x", "/etc/opendkim.conf"), ("-P", "/run/x.pid")]`. A flag written
+/// joined to its value (`-P/run/x.pid`) is split the same way.
+pub fn options_flags(text: &str) -> Vec<(String, String)> {
+    let mut value = None;
+    for line in text.lines() {
+        if let Some((_, rest)) = assignment(line, "OPTIONS") {
+            value = Some(shell_word(rest).0);
+        }
+    }
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        if let Some(flag) = w.strip_prefix('-').filter(|f| !f.is_empty()) {
+            let name = format!("-{}", &flag[..1]);
+            if flag.len() > 1 {
+                flags.push((name, flag[1..].to_string()));
+            } else if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
+                flags.push((name, next.to_string()));
+                i += 1;
+            } else {
+                flags.push((name, String::new()));
+            }
+        }
+        i += 1;
+    }
+    flags
+}
+
 /// Runs `edit` on each line body (without its line ending); None keeps the line.
 fn map_lines(old: &str, edit: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(old.len() + 32);
@@ -187,6 +222,29 @@ fn replace_p_option(args: &str, socket: &str) -> Option<String> {
     }
     out.push_str(&args[copied..]);
     Some(out)
+}
+
+#[cfg(test)]
+mod options_tests {
+    use super::*;
+
+    #[test]
+    fn options_flags_are_read_from_the_rhel_default() {
+        let text = "# Set the necessary startup options\n\
+                    OPTIONS=\"-x /etc/opendkim.conf -P /var/run/opendkim/opendkim.pid\"\n";
+        assert_eq!(
+            options_flags(text),
+            vec![
+                ("-x".to_string(), "/etc/opendkim.conf".to_string()),
+                (
+                    "-P".to_string(),
+                    "/var/run/opendkim/opendkim.pid".to_string()
+                )
+            ]
+        );
+        assert_eq!(options_flags("OPTIONS=-P/run/a.pid\n")[0].1, "/run/a.pid");
+        assert!(options_flags("#OPTIONS=\"-x /x\"\n").is_empty());
+    }
 }
 
 #[cfg(test)]
