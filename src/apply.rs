@@ -122,7 +122,8 @@ impl<'a> Applier<'a> {
     /// everything is restored and the error says what was restored.
     pub fn apply(&mut self, plan: &mut Plan, socket: &Socket) -> Result<()> {
         let init = services::init_system(&self.ctx.root);
-        let opendkim_was_running = self.ctx.root.is_live() && !services::opendkim_pids().is_empty();
+        let opendkim_was_running =
+            self.ctx.services_live() && !services::opendkim_pids().is_empty();
         let mut records = Vec::new();
         let mut failure = None;
         for i in 0..plan.steps.len() {
@@ -271,6 +272,8 @@ impl<'a> Applier<'a> {
                                 undo.extend(["--root".into(), argv[r + 1].clone()]);
                             }
                             undo.extend(["-d".into(), argv[i + 2].clone(), argv[i + 1].clone()]);
+                            self.undo.push(Undo::Command { argv: undo });
+                        } else if let Some(undo) = crate::selinux::undo(argv) {
                             self.undo.push(Undo::Command { argv: undo });
                         }
                         Ok(())
@@ -547,7 +550,7 @@ impl<'a> Applier<'a> {
 
     /// After a failed service step, bring the old configuration back up.
     fn restart_old(&self, init: Init, plan: &Plan, opendkim_was_running: bool) {
-        if !self.ctx.root.is_live() {
+        if !self.ctx.services_live() {
             return;
         }
         let old_socket = plan

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod packages;
 pub mod plan;
 pub mod progress;
+pub mod selinux;
 pub mod services;
 pub mod setup;
 pub mod system;

@@ -115,7 +115,7 @@ pub fn perform(
     } else {
         run_checked(runner, argv)?;
     }
-    if is_opendkim && action != ServiceAction::Enable && root.is_live() {
+    if is_opendkim && action != ServiceAction::Enable && root.is_live() && !runner.is_recording() {
         probe(root, socket, Duration::from_secs(15))?;
     }
     Ok(())

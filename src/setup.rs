@@ -48,6 +48,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// True when services are really managed: on a live system, or in tests
+    /// whose recorded commands stand for a live host
+    /// (`DKIM_SETUP_RECORD_LIVE=1` with `DKIM_SETUP_RECORD`).
+    pub fn services_live(&self) -> bool {
+        self.root.is_live()
+            || (self.runner.is_recording()
+                && std::env::var("DKIM_SETUP_RECORD_LIVE").is_ok_and(|v| v == "1"))
+    }
+
     /// A command as run on the target: directly on a live system, through
     /// `chroot` in another tree.
     pub fn target_argv(&self, words: &[&str]) -> Vec<String> {
@@ -111,6 +120,11 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
         .iter()
         .any(|s| s.changes() && !is_postfix_step(s, profile));
     let changed = opendkim_changed || postfix.changed || keys_changed;
+    if crate::selinux::enforcing(ctx) {
+        let port = crate::selinux::port_step(ctx, &answers.socket)?;
+        let restore = crate::selinux::restorecon_steps(ctx, &p.steps);
+        p.steps.extend(port.into_iter().chain(restore));
+    }
     p.plan_checks(changed);
     p.plan_services(&conf, opendkim_changed, postfix.changed)?;
     if changed {
@@ -1063,7 +1077,8 @@ impl Planner<'_> {
             || self.steps.iter().any(
                 |s| matches!(s, Step::Command { argv, .. } if argv.iter().any(|a| a == "usermod")),
             );
-        let skip_reason = if !self.ctx.root.is_live() {
+        let live = self.ctx.services_live();
+        let skip_reason = if !live {
             Some("offline tree (--root)")
         } else if self.answers.no_restart {
             Some("--no-restart")
@@ -1079,7 +1094,7 @@ impl Planner<'_> {
 
         let opendkim = self.profile.opendkim_service;
         let postfix = self.profile.postfix_service;
-        if !self.ctx.root.is_live() && !self.answers.no_restart {
+        if !live && !self.answers.no_restart {
             let unit = ["/lib/systemd/system", "/usr/lib/systemd/system"]
                 .iter()
                 .any(|d| self.root().exists(&format!("{d}/{opendkim}.service")));
@@ -1103,11 +1118,19 @@ impl Planner<'_> {
             return Ok(());
         }
 
-        if init == Init::Systemd && !services::enabled(self.root(), opendkim) {
+        let running = !services::opendkim_pids().is_empty();
+        let enabled = init != Init::Systemd || services::enabled(self.root(), opendkim);
+        if !enabled && !running {
+            // The RHEL unit ships disabled: enable and start in one step.
+            let words = argv(&["systemctl", "enable", "--now", opendkim]);
+            self.service(opendkim, ServiceAction::Start, words, status, None);
+        } else if !enabled {
             let words = services::argv(init, opendkim, ServiceAction::Enable);
             self.service(opendkim, ServiceAction::Enable, words, status, None);
         }
-        let opendkim_action = if services::opendkim_pids().is_empty() {
+        let opendkim_action = if !running && !enabled {
+            None
+        } else if !running {
             Some(ServiceAction::Start)
         } else if socket_changed {
             Some(ServiceAction::Restart)

@@ -16,6 +16,7 @@
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 /// What a finished command left behind.
@@ -92,6 +93,10 @@ impl Runner for RealRunner {
             .env("LC_ALL", "C")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
+            // Its own process group: Ctrl-C at the terminal reaches only
+            // dkim-setup, which stops between steps and restores, instead of
+            // killing a package manager or an init script halfway.
+            .process_group(0)
             .stdout(out.try_clone()?)
             .stderr(err.try_clone()?)
             .status()
