@@ -143,7 +143,9 @@ impl<'a> Applier<'a> {
             }
         }
         if let Some((i, err)) = failure {
+            self.progress.step("restoring", "everything changed so far");
             let restored = self.restore();
+            self.progress.done();
             if opendkim_was_running || plan.steps.iter().any(|s| matches!(s, Step::Service { .. }))
             {
                 self.restart_old(init, plan, opendkim_was_running);

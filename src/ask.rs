@@ -31,6 +31,8 @@ pub struct Found {
     pub init: String,
     pub myhostname: Option<String>,
     pub mydomain: Option<String>,
+    /// `/etc/mailname` (Debian: the mail domain, or the host's mail name).
+    pub mailname: Option<String>,
     pub postfix: bool,
     pub opendkim_installed: bool,
     /// (domain, selector) already in the SigningTable.
@@ -63,10 +65,21 @@ pub fn detect(ctx: &Ctx, distro: &Distro) -> Result<Found> {
             .or_else(|| ctx.root.read_opt("/etc/hostname").ok().flatten())
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty());
-        let mailname = ctx.root.read_opt("/etc/mailname").ok().flatten();
-        found.mydomain = main_cf::get(&main, "mydomain")
-            .or_else(|| parent_domain(found.myhostname.as_deref()?))
-            .or_else(|| parent_domain(mailname.as_deref()?.trim()));
+        found.mailname = ctx
+            .root
+            .read_opt("/etc/mailname")
+            .ok()
+            .flatten()
+            .map(|m| m.trim().into());
+        // As Postfix derives it: the host name without its first label, or
+        // "localdomain" for a host name without a dot.
+        found.mydomain = main_cf::get(&main, "mydomain").or_else(|| {
+            let host = found.myhostname.as_deref()?;
+            Some(
+                host.split_once('.')
+                    .map_or("localdomain".into(), |(_, d)| d.to_string()),
+            )
+        });
         found.milters = main_cf::effective_milters(&main, "smtpd_milters");
     }
     found.opendkim_installed = crate::packages::missing(ctx, profile)?.is_empty();
@@ -95,11 +108,33 @@ pub fn detect(ctx: &Ctx, distro: &Distro) -> Result<Found> {
     Ok(found)
 }
 
-/// The domain a host name lives in, as Postfix derives `mydomain`: the
-/// name without its first label, when that leaves at least two labels.
+/// The domain a host name lives in: the name without its first label,
+/// when that leaves at least two labels.
 fn parent_domain(host: &str) -> Option<String> {
     let (_, rest) = host.split_once('.')?;
     rest.contains('.').then(|| rest.to_string())
+}
+
+impl Found {
+    /// The domain offered at the first question: one already signed, else
+    /// Postfix's `mydomain` when it is a real domain, else the mail name
+    /// (itself when it is a bare domain, else its parent).
+    pub fn suggested_domain(&self) -> Option<String> {
+        let real = |d: &String| validate::domain(d).is_ok() && d.as_str() != "localdomain";
+        if let Some((d, _)) = self.signed.first() {
+            return Some(d.clone());
+        }
+        if let Some(d) = self.mydomain.clone().filter(|d| real(d) && d.contains('.')) {
+            return Some(d);
+        }
+        let mailname = self.mailname.as_deref()?;
+        let domain = if mailname.matches('.').count() == 1 {
+            Some(mailname.to_string())
+        } else {
+            parent_domain(mailname)
+        };
+        domain.filter(real)
+    }
 }
 
 /// The short summary shown before the first question.
@@ -152,18 +187,24 @@ fn theme() -> ColorfulTheme {
     ColorfulTheme::default()
 }
 
+/// What the questions decided beyond the flags' own values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked {
+    /// The selector answer is for new domains; configured ones keep theirs.
+    pub selector_for_new_only: bool,
+}
+
 /// Ask for every answer the flags did not give, filling them into `args`.
-pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<()> {
+/// Domains already signed keep their selector and key, so the selector
+/// and key size are asked only for domains that have none yet.
+pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<Asked> {
     let theme = theme();
+    let mut asked = Asked::default();
     if args.domains.is_empty() {
-        let default = found
-            .signed
-            .first()
-            .map(|(d, _)| d.clone())
-            .or_else(|| found.mydomain.clone())
-            .filter(|d| validate::domain(d).is_ok());
+        let default = found.suggested_domain();
         let mut input = Input::<String>::with_theme(&theme)
             .with_prompt("Domains to sign for (comma-separated)")
+            .allow_empty(true)
             .validate_with(|text: &String| -> Result<(), String> { domain_list(text).map(|_| ()) });
         if let Some(d) = default {
             input = input.default(d);
@@ -171,20 +212,23 @@ pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<()> {
         let text = input.interact_text()?;
         args.domains = domain_list(&text).map_err(anyhow::Error::msg)?;
     }
-    if args.selector.is_none() {
-        let default = found
-            .signed
-            .iter()
-            .find(|(d, _)| {
-                args.domains
-                    .iter()
-                    .any(|a| validate::domain(a).ok().as_ref() == Some(d))
-            })
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| setup::DEFAULT_SELECTOR.to_string());
+    let typed: Vec<String> = args
+        .domains
+        .iter()
+        .filter_map(|d| validate::domain(d).ok())
+        .collect();
+    let configured = |d: &String| found.signed.iter().any(|(s, _)| s == d);
+    let new_domains = typed.iter().filter(|d| !configured(d)).count();
+    if args.selector.is_none() && new_domains > 0 {
+        let prompt = if new_domains < typed.len() {
+            asked.selector_for_new_only = true;
+            "Selector for the new domains (the key's name in DNS)"
+        } else {
+            "Selector (the key's name in DNS)"
+        };
         let selector = Input::<String>::with_theme(&theme)
-            .with_prompt("Selector (the name of the key in DNS)")
-            .default(default)
+            .with_prompt(prompt)
+            .default(setup::DEFAULT_SELECTOR.to_string())
             .validate_with(|text: &String| -> Result<(), String> {
                 validate::selector(text)
                     .map(|_| ())
@@ -193,18 +237,12 @@ pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<()> {
             .interact_text()?;
         args.selector = Some(selector);
     }
-    if args.bits.is_none() {
+    if args.bits.is_none() && new_domains > 0 {
         let sizes = [
             (2048, "2048 bits (recommended)"),
             (3072, "3072 bits"),
-            (
-                4096,
-                "4096 bits (a 750-character DNS record; some providers truncate it)",
-            ),
-            (
-                1024,
-                "1024 bits (weak; some receivers ignore such signatures)",
-            ),
+            (4096, "4096 bits (long DNS record; some providers cut it)"),
+            (1024, "1024 bits (weak; some receivers ignore it)"),
         ];
         let choice = Select::with_theme(&theme)
             .with_prompt("Key size")
@@ -218,15 +256,13 @@ pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<()> {
     }
     if args.trusted_hosts.is_empty() {
         let text = Input::<String>::with_theme(&theme)
-            .with_prompt(
-                "Other hosts or networks that send mail through this server (Enter for none)",
-            )
+            .with_prompt("Other hosts or networks sending via this server (Enter to skip)")
             .allow_empty(true)
             .validate_with(|text: &String| -> Result<(), String> { host_list(text).map(|_| ()) })
             .interact_text()?;
         args.trusted_hosts = host_list(&text).map_err(anyhow::Error::msg)?;
     }
-    Ok(())
+    Ok(asked)
 }
 
 fn split(text: &str) -> impl Iterator<Item = &str> {
@@ -331,12 +367,39 @@ mod tests {
     }
 
     #[test]
+    fn the_suggested_domain_follows_postfix_then_the_mail_name() {
+        let found = |mydomain: Option<&str>, mailname: Option<&str>| Found {
+            mydomain: mydomain.map(String::from),
+            mailname: mailname.map(String::from),
+            ..Found::default()
+        };
+        let suggest = |f: Found| f.suggested_domain();
+        assert_eq!(
+            suggest(found(Some("example.com"), None)).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            suggest(found(Some("localdomain"), Some("example.org"))).as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(
+            suggest(found(Some("localdomain"), Some("mail.example.test"))).as_deref(),
+            Some("example.test")
+        );
+        assert_eq!(suggest(found(Some("localdomain"), Some("vm"))), None);
+        let mut signed = found(Some("example.com"), None);
+        signed.signed.push(("example.net".into(), "key".into()));
+        assert_eq!(suggest(signed).as_deref(), Some("example.net"));
+    }
+
+    #[test]
     fn summary_names_what_was_found() {
         let found = Found {
             system: "Debian GNU/Linux 12 (bookworm)".into(),
             init: "systemd".into(),
             myhostname: Some("mail.example.com".into()),
             mydomain: Some("example.com".into()),
+            mailname: None,
             postfix: true,
             opendkim_installed: false,
             signed: vec![("example.org".into(), "key".into())],

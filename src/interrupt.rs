@@ -19,7 +19,7 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_sigint(_: nix::libc::c_int) {
     if PHASE.load(Ordering::SeqCst) == PROMPTING {
         // Only async-signal-safe calls here: write(2) and _exit(2).
-        let show_cursor = b"\x1b[?25h\n";
+        let show_cursor = b"\x1b[?25h\ncancelled: nothing was changed\n";
         unsafe {
             nix::libc::write(2, show_cursor.as_ptr().cast(), show_cursor.len());
             nix::libc::_exit(130);

@@ -29,6 +29,9 @@ pub struct Answers {
     pub domains: Vec<String>,
     /// `None`: keep a domain's configured selector, else `key`.
     pub selector: Option<String>,
+    /// The selector applies to domains not configured yet; configured ones
+    /// keep theirs (the interactive question for new domains).
+    pub selector_for_new_only: bool,
     pub bits: u32,
     pub socket: Socket,
     pub trusted_hosts: Vec<String>,
@@ -224,7 +227,7 @@ impl Planner<'_> {
                     self.profile.user
                 ),
                 format!(
-                    "install it with '{} install {}', or run without --no-install",
+                    "install it with '{} install {}'",
                     if self.profile.package_db == PackageDb::Dpkg {
                         "apt-get"
                     } else {
@@ -529,6 +532,7 @@ impl Planner<'_> {
                 .find(|e| e.pattern == pattern)
                 .and_then(|e| existing_keys.iter().find(|k| k.name == e.key_name));
             let selector = match (&self.answers.selector, configured) {
+                (Some(_), Some(k)) if self.answers.selector_for_new_only => k.selector.clone(),
                 (Some(s), _) => s.clone(),
                 (None, Some(k)) => k.selector.clone(),
                 (None, None) => DEFAULT_SELECTOR.to_string(),

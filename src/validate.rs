@@ -206,6 +206,12 @@ pub fn trusted_host(value: &str) -> Result<String> {
         return Ok(ip.to_string());
     }
     let lower = value.to_ascii_lowercase();
+    if lower
+        .split('.')
+        .all(|l| l.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(refuse("it is neither a valid IP address nor a host name"));
+    }
     dns_name(&lower).map_err(|why| refuse(&why))?;
     Ok(lower)
 }
@@ -408,6 +414,7 @@ mod tests {
             "x\ny",
             "1.2.3.4/33",
             "#x",
+            "192.168.1.300",
         ] {
             assert!(trusted_host(bad).is_err(), "{bad:?} accepted");
         }

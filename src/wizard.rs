@@ -52,6 +52,7 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
     Ok(Answers {
         domains,
         selector,
+        selector_for_new_only: false,
         bits: validate::bits(args.bits.unwrap_or(2048), args.allow_long_key)?,
         socket: validate::socket(&args.socket)?,
         trusted_hosts: args
@@ -110,12 +111,14 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     };
     crate::interrupt::install();
 
+    let mut asked = ask::Asked::default();
     if interactive {
         let found = ask::detect(&ctx, &distro)?;
         eprintln!("{}", ask::summary(&found));
-        ask::missing_answers(&mut args, &found)?;
+        asked = ask::missing_answers(&mut args, &found)?;
     }
-    let answers = answers(&args)?;
+    let mut answers = answers(&args)?;
+    answers.selector_for_new_only = asked.selector_for_new_only;
     if answers.bits == 1024 {
         eprintln!(
             "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
@@ -134,6 +137,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         .into());
     }
 
+    let mut notes_shown = false;
     if interactive && !ctx.dry_run {
         let preview_ctx = Ctx {
             root: ctx.root.clone(),
@@ -141,9 +145,14 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
             dry_run: true,
         };
         let preview = setup::plan(&preview_ctx, &distro, &answers, &missing)?;
-        if ask::confirm(&preview)? == ask::Decision::Cancel {
-            eprintln!("Nothing was changed.");
-            return Ok(0);
+        if !preview.changed() {
+            eprintln!("\nNothing to change: every file is already as planned.");
+        } else {
+            notes_shown = true;
+            if ask::confirm(&preview)? == ask::Decision::Cancel {
+                eprintln!("Nothing was changed.");
+                return Ok(0);
+            }
         }
     }
 
@@ -151,7 +160,9 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     let lines = Lines {
         quiet: global.quiet,
     };
-    let progress: &dyn Progress = if interactive && !global.quiet {
+    // indicatif draws nothing on a dumb terminal: plain lines there.
+    let dumb = std::env::var("TERM").map_or(true, |t| t.is_empty() || t == "dumb");
+    let progress: &dyn Progress = if interactive && !global.quiet && !dumb {
         &bars
     } else {
         &lines
@@ -162,7 +173,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         distro: &distro,
         answers: &answers,
         progress,
-        notes_shown: interactive,
+        notes_shown,
     };
     execute(global, run, missing)
 }
@@ -278,7 +289,25 @@ fn report(global: &Global, run: &Run, plan: &Plan, error: Option<&anyhow::Error>
         return;
     }
     let domains = answers.domains.join(", ");
-    if plan.changed() {
+    let waiting: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Service {
+                argv,
+                reason: Some(r),
+                ..
+            } if r == "--no-restart" => Some(argv.join(" ")),
+            _ => None,
+        })
+        .collect();
+    if !waiting.is_empty() {
+        println!(
+            "DKIM signing for {domains} is configured, but starts only once the services \
+             read the new files (--no-restart). Run:\n\n  {}\n",
+            waiting.join("\n  ")
+        );
+    } else if plan.changed() {
         println!("DKIM signing is set up for {domains}.");
     } else {
         println!("Nothing to change: DKIM signing for {domains} is already set up.");

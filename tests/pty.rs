@@ -265,3 +265,74 @@ fn ctrl_c_during_apply_restores_every_file_and_exits_130() {
     assert_eq!(exit_code(&mut s), 130);
     assert_same_tree(&before, &tree.snapshot_without_backups());
 }
+
+#[test]
+fn a_second_run_asks_only_what_matters_and_changes_nothing() {
+    let tree = Tree::debian12();
+    tree.setup_example().assert_ok();
+    let before = tree.snapshot();
+    let mut s = wizard(&tree, &[]);
+    s.exp_string("example.test (selector key)").unwrap();
+    // The configured domain is offered; Enter takes it.
+    s.exp_string("Domains to sign for").unwrap();
+    enter(&mut s);
+    let asked = s.exp_string("Other hosts or networks").unwrap();
+    assert!(
+        !asked.contains("Selector") && !asked.contains("Key size"),
+        "{asked}"
+    );
+    enter(&mut s);
+    s.exp_string("Nothing to change").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    assert_same_tree(&before, &tree.snapshot());
+}
+
+#[test]
+fn a_new_domain_beside_a_configured_one_keeps_the_old_selector() {
+    let tree = Tree::debian12();
+    tree.wizard(&["-d", "a.example", "-s", "mail"]).assert_ok();
+    let mut s = wizard(&tree, &["--trusted-host", "192.0.2.1"]);
+    s.exp_string("Domains to sign for").unwrap();
+    s.send_line("a.example, b.example").unwrap();
+    s.exp_string("Selector for the new domains").unwrap();
+    enter(&mut s);
+    s.exp_string("Key size").unwrap();
+    enter(&mut s);
+    s.exp_string("Apply these changes?").unwrap();
+    enter(&mut s);
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    let signing = tree.read("etc/opendkim/SigningTable");
+    assert!(
+        signing.contains("*@a.example mail._domainkey.a.example"),
+        "{signing}"
+    );
+    assert!(
+        signing.contains("*@b.example key._domainkey.b.example"),
+        "{signing}"
+    );
+}
+
+#[test]
+fn a_dumb_terminal_gets_plain_progress_lines() {
+    let tree = Tree::debian12();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dkim-setup"));
+    cmd.args([
+        "wizard",
+        "--root",
+        &tree.root_str(),
+        "--no-install",
+        "--no-restart",
+    ])
+    .args(EVERY_ANSWER)
+    .env("TERM", "dumb")
+    .env("DKIM_SETUP_RECORD", tree.record_path());
+    let mut s = spawn_command(cmd, Some(20_000)).expect("spawn in a pty");
+    s.exp_string("Apply these changes?").unwrap();
+    enter(&mut s);
+    s.exp_string("editing /etc/opendkim.conf").unwrap();
+    s.exp_string("DKIM signing is set up").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}
