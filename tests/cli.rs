@@ -23,6 +23,8 @@ mod json;
 mod refused;
 #[path = "cli/restore.rs"]
 mod restore;
+#[path = "cli/rhel.rs"]
+mod rhel;
 #[path = "cli/services.rs"]
 mod services;
 #[path = "cli/trial.rs"]

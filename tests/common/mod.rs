@@ -446,3 +446,117 @@ pub fn p_value(record: &str) -> String {
         .unwrap_or_else(|| panic!("no p= in {record:?}"))
         .to_string()
 }
+
+/// A RHEL-family tree shipped with the tests: `almalinux9`, `rocky8` or
+/// `fedora40`.
+pub fn rhel_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/trees")
+        .join(name)
+}
+
+/// The opendkim user's and group's ids in every fixture tree.
+pub const OPENDKIM_IDS: (u32, u32) = (103, 107);
+
+impl Tree {
+    /// A fresh copy of a RHEL-family fixture (see its README.md), with what
+    /// git cannot keep set as the opendkim RPM installs it: `/etc/opendkim`
+    /// root:opendkim, an empty `/etc/opendkim/keys` 0750 root:opendkim, and
+    /// the three tables 0640 opendkim:opendkim. The fixture's README.md is
+    /// not part of the system and is left out.
+    pub fn rhel(name: &str) -> Tree {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_tree(&rhel_fixture(name), &dir.path().join("root"));
+        let tree = Tree { dir };
+        fs::remove_file(tree.path("README.md")).expect("the fixture has a README.md");
+        normalize_modes(&tree.root());
+        let (uid, gid) = OPENDKIM_IDS;
+        tree.chown("etc/opendkim", 0, gid);
+        tree.mkdir("etc/opendkim/keys", 0o750, 0, gid);
+        for table in ["KeyTable", "SigningTable", "TrustedHosts"] {
+            let rel = format!("etc/opendkim/{table}");
+            tree.chmod(&rel, 0o640);
+            tree.chown(&rel, uid, gid);
+        }
+        tree
+    }
+
+    /// AlmaLinux 9: CRB disabled, no EPEL, dnf present.
+    pub fn almalinux9() -> Tree {
+        Tree::rhel("almalinux9")
+    }
+
+    /// Rocky Linux 8: PowerTools disabled, no EPEL, dnf present.
+    pub fn rocky8() -> Tree {
+        Tree::rhel("rocky8")
+    }
+
+    /// Fedora 40: the Fedora repositories only, dnf present.
+    pub fn fedora40() -> Tree {
+        Tree::rhel("fedora40")
+    }
+
+    /// Add (empty) `opendkim`, `postfix` and `postconf` binaries, so that the
+    /// checks are planned and recorded as `chroot TREE ...`.
+    pub fn with_check_binaries(self) -> Tree {
+        for bin in ["opendkim", "postfix", "postconf"] {
+            self.write_mode(&format!("usr/sbin/{bin}"), "", 0o755);
+        }
+        self
+    }
+
+    /// Mark the tree as a booted systemd system (`/run/systemd/system`).
+    pub fn with_systemd_running(self) -> Tree {
+        self.mkdir("run/systemd/system", 0o755, 0, 0);
+        self
+    }
+
+    /// SELinux as the tree's `/sys/fs/selinux/enforce` says: `"1"` enforcing.
+    pub fn with_selinux_enforce(self, value: &str) -> Tree {
+        self.write("sys/fs/selinux/enforce", value);
+        self
+    }
+
+    /// Run the binary with `args` exactly (no `--root` added), recorded
+    /// commands containing `fail` failing, and extra environment `env`
+    /// (such as `DKIM_SETUP_RECORD_LIVE=1`).
+    pub fn run_raw_env(&self, args: &[&str], fail: Option<&str>, env: &[(&str, &str)]) -> Outcome {
+        let mut cmd = Command::cargo_bin("dkim-setup").expect("binary built");
+        cmd.args(args)
+            .env("DKIM_SETUP_RECORD", self.record_path())
+            .env_remove("DKIM_SETUP_RECORD_FAIL")
+            .env_remove("DKIM_SETUP_RECORD_LIVE")
+            .env_remove("DKIM_SETUP_LOG")
+            .env("NO_COLOR", "1");
+        if let Some(words) = fail {
+            cmd.env("DKIM_SETUP_RECORD_FAIL", words);
+        }
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().expect("run dkim-setup");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Directories 0755, files 0644 (0755 when executable): a checkout made with
+/// umask 002 must not leave group-writable directories in a system tree.
+fn normalize_modes(path: &Path) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    let mode = if meta.is_dir() || meta.mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    if meta.is_dir() {
+        for entry in fs::read_dir(path).unwrap() {
+            normalize_modes(&entry.unwrap().path());
+        }
+    }
+}
