@@ -335,6 +335,16 @@ impl Planner<'_> {
         if let Some(addr) = &self.answers.report_address {
             owned.push(("ReportAddress", addr));
         }
+        // RHEL's unit runs opendkim-default-keygen, which makes a default
+        // key for the shipped KeyFile line; with that line commented out the
+        // key signs nothing.
+        let default_key = format!("{}/default.private", self.profile.keys_dir);
+        if self.root().exists(&default_key) {
+            self.notes.push(format!(
+                "'{default_key}' (made by opendkim-default-keygen) signs nothing: KeyFile is \
+                 commented out and the KeyTable names the keys; it may be deleted"
+            ));
+        }
         let replaced = ["KeyFile", "Selector", "Domain"];
         let new = opendkim_conf::edit(&base, &owned, &replaced);
         for key in replaced {
@@ -392,7 +402,8 @@ impl Planner<'_> {
         })
     }
 
-    /// A unix socket's directory must exist and belong to opendkim (P7).
+    /// A unix socket's directory must exist and belong to opendkim (P7),
+    /// except under /run, where the service makes it.
     fn plan_socket_dir(&mut self, ids: Option<Ids>) -> Result<()> {
         let Socket::Local { path } = &self.answers.socket else {
             return Ok(());
@@ -403,7 +414,10 @@ impl Planner<'_> {
         else {
             return Ok(());
         };
-        if self.root().stat(&dir)?.is_none() {
+        // /run is emptied at boot; the init script or the unit's
+        // RuntimeDirectory makes opendkim's directory there at each start.
+        let runtime = ["/run/", "/var/run/"].iter().any(|r| dir.starts_with(r));
+        if !runtime && self.root().stat(&dir)?.is_none() {
             self.ensure_dir(&dir, 0o750, self.owner(), ids)?;
         }
         Ok(())

@@ -138,16 +138,18 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     }
 
     let mut notes_shown = false;
-    if interactive && !ctx.dry_run {
+    if !ctx.dry_run && (interactive || !missing.is_empty()) {
+        // Planned before anything is installed, so that a configuration the
+        // tool must refuse is refused before the package manager runs.
         let preview_ctx = Ctx {
             root: ctx.root.clone(),
             runner: ctx.runner,
             dry_run: true,
         };
         let preview = setup::plan(&preview_ctx, &distro, &answers, &missing)?;
-        if !preview.changed() {
+        if interactive && !preview.changed() {
             eprintln!("\nNothing to change: every file is already as planned.");
-        } else {
+        } else if interactive {
             notes_shown = true;
             if ask::confirm(&preview)? == ask::Decision::Cancel {
                 eprintln!("Nothing was changed.");

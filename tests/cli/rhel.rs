@@ -730,6 +730,54 @@ fn sysconfig_pointing_opendkim_at_another_conf_is_refused() {
     assert!(changing(&tree).is_empty(), "{:#?}", tree.recorded());
 }
 
+#[test]
+fn a_refused_sysconfig_is_refused_before_anything_is_installed() {
+    let tree = Tree::almalinux9();
+    tree.edit(
+        "etc/sysconfig/opendkim",
+        "-x /etc/opendkim.conf",
+        "-x /etc/other.conf",
+    );
+    let before = tree.snapshot();
+    let out = wizard_no_restart(&tree, Some(NOT_INSTALLED));
+    out.assert_failed()
+        .assert_stderr_has("/etc/sysconfig/opendkim");
+    assert_same_tree(&before, &tree.snapshot());
+    assert!(changing(&tree).is_empty(), "{:#?}", tree.recorded());
+}
+
+#[test]
+fn the_stray_default_key_is_named_as_unused() {
+    let tree = Tree::almalinux9();
+    tree.write_mode("etc/opendkim/keys/default.private", "not a key\n", 0o600);
+    let out = wizard_no_restart(&tree, None);
+    out.assert_ok().assert_stderr_has(
+        "'/etc/opendkim/keys/default.private' (made by opendkim-default-keygen) signs nothing",
+    );
+    assert!(
+        !active_values(&tree.read("etc/opendkim.conf"), "KeyFile")
+            .iter()
+            .any(|_| true)
+    );
+}
+
+#[test]
+fn a_unix_socket_needs_no_spool_path_on_el_where_smtpd_is_not_chrooted() {
+    let tree = Tree::almalinux9();
+    let out = wizard(
+        &tree,
+        &["--socket", "local:/run/opendkim/opendkim.sock"],
+        None,
+        &[],
+    );
+    out.assert_ok();
+    let main = tree.read("etc/postfix/main.cf");
+    assert!(
+        main.contains("smtpd_milters = unix:/run/opendkim/opendkim.sock"),
+        "{main}"
+    );
+}
+
 // --- detection ----------------------------------------------------------------
 
 /// Every os-release fixture: family, ID and VERSION_ID.
