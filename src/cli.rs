@@ -41,6 +41,18 @@ pub enum Command {
     Wizard(WizardArgs),
     /// Print the DNS records to publish for the configured domains
     Dns(DnsArgs),
+    /// Prove that an installed setup signs, and that DNS matches
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only this domain (repeatable)
+    #[arg(short, long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Ask this DNS server (e.g. the zone's authoritative one) instead of the system resolver
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub nameserver: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

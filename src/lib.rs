@@ -7,13 +7,18 @@
 
 pub mod apply;
 pub mod ask;
+pub mod check;
 pub mod cli;
 pub mod distro;
+pub mod dkim_verify;
 pub mod dns;
+pub mod dns_lookup;
 pub mod edit;
 pub mod error;
 pub mod interrupt;
+pub mod key_safety;
 pub mod keys;
+pub mod milter;
 pub mod packages;
 pub mod plan;
 pub mod progress;
@@ -31,6 +36,7 @@ use cli::{Cli, Command};
 pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Wizard(args) => wizard::run(&cli.global, args),
+        Command::Check(args) => check::run(&cli.global, args),
         Command::Dns(args) => {
             let root = root_of(&cli.global)?;
             let distro = distro::detect(&root)?;

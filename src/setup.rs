@@ -16,6 +16,7 @@
 use crate::distro::{Distro, PackageDb, Profile, SocketOverride};
 use crate::edit::{default_file, main_cf, opendkim_conf, tables};
 use crate::error::bad_hint;
+use crate::key_safety::{self, Ids};
 use crate::plan::{Action, Owner, Plan, Purpose, ServiceAction, Status, Step};
 use crate::services::{self, Init};
 use crate::system::runner::{Runner, argv};
@@ -172,12 +173,6 @@ struct Planner<'a> {
     warnings: Vec<String>,
 }
 
-/// The opendkim user's ids in the tree, when the package is installed.
-#[derive(Debug, Clone, Copy)]
-struct Ids {
-    uid: u32,
-    gid: u32,
-}
 
 /// What the plan decided for opendkim.conf.
 struct ConfPlan {
@@ -808,54 +803,24 @@ impl Planner<'_> {
     /// root or opendkim could write to (field case B06).
     fn check_ancestors(&self, key_path: &str, ids: Option<Ids>) -> Result<()> {
         let Some(ids) = ids else { return Ok(()) };
-        let group = self.root().group(self.profile.group)?;
-        let mut dir = std::path::Path::new(key_path).parent();
-        while let Some(d) = dir {
-            let target = d.to_string_lossy().to_string();
-            let shown = if target.is_empty() {
-                "/".to_string()
+        let (user, group) = (self.profile.user, self.profile.group);
+        let skip = |dir: &str| self.planned_fix(dir);
+        let Some((shown, why)) =
+            key_safety::ancestor_problem(self.root(), key_path, ids, user, group, &skip)?
+        else {
+            return Ok(());
+        };
+        bail!(
+            "the key '{key_path}' is below '{shown}', and {why}: opendkim refuses keys whose \
+             directories other users can change\nhint: make '{shown}' owned by root, not \
+             writable by others and enterable by opendkim (chown root: '{shown}'; chmod 755 \
+             '{shown}'){}",
+            if key_path.starts_with(self.profile.keys_dir) {
+                String::new()
             } else {
-                target.clone()
-            };
-            if let Some(st) = self
-                .root()
-                .stat(if target.is_empty() { "/" } else { &target })?
-                && !self.planned_fix(&shown)
-            {
-                let extra_members = match &group {
-                    Some(g) if g.gid == st.gid => self
-                        .root()
-                        .group_members(g)?
-                        .into_iter()
-                        .any(|m| m != self.profile.user && m != "root"),
-                    _ => true,
-                };
-                let why = if st.mode & 0o002 != 0 {
-                    Some("any user can write to it".to_string())
-                } else if st.mode & 0o020 != 0 && extra_members {
-                    Some("its group can write to it".to_string())
-                } else if st.uid != 0 && st.uid != ids.uid {
-                    Some(format!("it is owned by uid {}", st.uid))
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    bail!(
-                        "the key '{key_path}' is below '{shown}', and {why}: opendkim refuses \
-                         keys whose directories other users can change\nhint: make \
-                         '{shown}' owned by root and not writable by others (chown root: '{shown}'; \
-                         chmod go-w '{shown}'){}",
-                        if key_path.starts_with(self.profile.keys_dir) {
-                            String::new()
-                        } else {
-                            format!(", or keep keys under {}", self.profile.keys_dir)
-                        }
-                    );
-                }
+                format!(", or keep keys under {}", self.profile.keys_dir)
             }
-            dir = d.parent();
-        }
-        Ok(())
+        );
     }
 
     fn planned_fix(&self, path: &str) -> bool {
@@ -933,14 +898,7 @@ impl Planner<'_> {
             .root()
             .read_opt(&format!("{}/master.cf", self.profile.postfix_dir))?
             .unwrap_or_default();
-        let chrooted = master.lines().any(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            !line.starts_with(char::is_whitespace)
-                && !line.starts_with('#')
-                && f.len() >= 8
-                && f[4] == "y"
-                && (f[7] == "smtpd" || f[7] == "cleanup")
-        });
+        let chrooted = postfix_chrooted(&master);
         if chrooted && !sock.starts_with(&format!("{}/", queue_dir.trim_end_matches('/'))) {
             return Err(bad_hint(
                 format!(
@@ -1296,6 +1254,19 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
     (new, notes)
 }
 
+/// True when master.cf runs smtpd or cleanup (the daemons that call
+/// milters) chrooted, so a unix socket must live under the queue directory.
+pub fn postfix_chrooted(master: &str) -> bool {
+    master.lines().any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        !line.starts_with(char::is_whitespace)
+            && !line.starts_with('#')
+            && f.len() >= 8
+            && f[4] == "y"
+            && (f[7] == "smtpd" || f[7] == "cleanup")
+    })
+}
+
 /// Replace list entries that reach opendkim under another spelling
 /// (`inet:localhost:8891` for `inet:127.0.0.1:8891`) or at its old socket
 /// with `ours`, and drop repeats of `ours`; every other entry keeps its
@@ -1334,7 +1305,7 @@ fn replace_stale_milters(
 
 /// True when two Postfix milter addresses reach the same listener: equal, or
 /// the same TCP port on loopback spelled differently.
-fn same_milter(a: &str, b: &str) -> bool {
+pub fn same_milter(a: &str, b: &str) -> bool {
     if a == b {
         return true;
     }

@@ -123,3 +123,8 @@ fn e2e_wizard_signs_sendmail_and_smtp_mail_and_second_run_is_a_noop() {
 fn e2e_interactive_wizard_with_enter_at_every_default_signs_mail() {
     run_scenario("interactive");
 }
+
+#[test]
+fn e2e_check_proves_a_healthy_setup_and_names_three_broken_ones() {
+    run_scenario("check");
+}

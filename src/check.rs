@@ -1,0 +1,581 @@
+//! `dkim-setup check`: prove that an installed setup signs, and say what to
+//! fix when it does not. It reads; it never changes anything.
+//!
+//! 1. opendkim.conf: one Socket, a signing Mode, KeyTable and a `refile:`
+//!    SigningTable, loopback among the InternalHosts, no KeyFile/Selector
+//!    beside the KeyTable.
+//! 2. The tables: well formed, LF only, every SigningTable key in the
+//!    KeyTable; every key present, an RSA key, and safe by opendkim's rules.
+//! 3. The socket: the same place in opendkim.conf, in every file that can
+//!    override it, and in Postfix's milter lists; reachable from a chroot.
+//! 4. The services: opendkim running and answering on its socket, Postfix
+//!    running (live systems only).
+//! 5. The proof: a test message from each domain, submitted to opendkim as
+//!    Postfix would; the DKIM-Signature it adds must verify against the key
+//!    (live systems only).
+//! 6. DNS: the record at SELECTOR._domainkey.DOMAIN matches the key.
+//!
+//! Every check is one line: pass, fail, warn, info or skipped, with the
+//! file or service concerned and, for problems, the fix.
+
+use crate::cli::{CheckArgs, Global};
+use crate::distro::{self, Profile, SocketOverride};
+use crate::edit::{default_file, main_cf, opendkim_conf, tables};
+use crate::key_safety::{self, Ids};
+use crate::validate::{self, Socket};
+use crate::{dkim_verify, dns_lookup, keys, milter, services, setup};
+use anyhow::Result;
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Warn,
+    Info,
+    Skipped,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub id: String,
+    pub status: Status,
+    pub subject: String,
+    pub message: String,
+    pub fix: String,
+}
+
+/// The checks so far.
+#[derive(Default)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn add(&mut self, id: &str, status: Status, subject: &str, message: String, fix: &str) {
+        self.checks.push(Check {
+            id: id.to_string(),
+            status,
+            subject: subject.to_string(),
+            message,
+            fix: fix.to_string(),
+        });
+    }
+
+    fn pass(&mut self, id: &str, subject: &str, message: String) {
+        self.add(id, Status::Pass, subject, message, "");
+    }
+
+    fn fail(&mut self, id: &str, subject: &str, message: String, fix: &str) {
+        self.add(id, Status::Fail, subject, message, fix);
+    }
+
+    fn warn(&mut self, id: &str, subject: &str, message: String, fix: &str) {
+        self.add(id, Status::Warn, subject, message, fix);
+    }
+
+    fn skip(&mut self, id: &str, subject: &str, why: &str) {
+        self.add(id, Status::Skipped, subject, why.to_string(), "");
+    }
+
+    pub fn failed(&self) -> bool {
+        self.checks.iter().any(|c| c.status == Status::Fail)
+    }
+}
+
+/// What the configuration says, as far as the later checks need it.
+struct Setup {
+    socket: Option<Socket>,
+    keys: Vec<tables::KeyEntry>,
+}
+
+pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
+    let root = crate::root_of(global)?;
+    let distro = distro::detect(&root)?;
+    let mut only = Vec::new();
+    for d in &args.domains {
+        only.push(validate::domain(d)?);
+    }
+    let server = match &args.nameserver {
+        Some(ns) => dns_lookup::Server::At(dns_lookup::parse_nameserver(ns)?),
+        None => dns_lookup::Server::System,
+    };
+    let profile = distro.profile();
+    let live = root.is_live();
+
+    let mut report = Report::default();
+    if let Some(setup) = check_conf(&root, profile, &mut report)? {
+        let keys: Vec<_> =
+            setup.keys.into_iter().filter(|k| only.is_empty() || only.contains(&k.domain)).collect();
+        for d in &only {
+            if !keys.iter().any(|k| k.domain == *d) {
+                report.fail("tables.domain", d, format!("no key is configured for {d}"), &format!(
+                    "run 'dkim-setup wizard --domain {d}'"
+                ));
+            }
+        }
+        let records = check_keys(&root, profile, &keys, &mut report)?;
+        if let Some(socket) = &setup.socket {
+            check_socket(&root, profile, socket, &mut report)?;
+            if live {
+                let up = check_services(&root, socket, &mut report);
+                check_signing(socket, &records, up, &mut report);
+            } else {
+                report.skip("service.opendkim", "opendkim", "offline tree (--root)");
+                report.skip("signing", "opendkim", "offline tree (--root)");
+            }
+        }
+        for (entry, record) in &records {
+            check_dns(&server, entry, record.as_deref(), &mut report);
+        }
+    }
+
+    print(global, &report);
+    Ok(if report.failed() { 1 } else { 0 })
+}
+
+fn check_conf(root: &crate::system::Root, profile: &Profile, report: &mut Report) -> Result<Option<Setup>> {
+    let path = profile.opendkim_conf;
+    let Some(conf) = root.read_opt(path)? else {
+        report.fail("conf.readable", path, format!("{path} does not exist"), "run 'dkim-setup wizard'");
+        return Ok(None);
+    };
+    report.pass("conf.readable", path, format!("{path} is readable"));
+
+    let sockets = opendkim_conf::get_all(&conf, "Socket");
+    let socket = match sockets.as_slice() {
+        [] => {
+            report.fail("conf.socket", path, "no active Socket: opendkim will not start \
+                (\"milter socket must be specified\")".into(), "set 'Socket inet:8891@127.0.0.1'");
+            None
+        }
+        [one] => match validate::socket(one) {
+            Ok(s) => {
+                report.pass("conf.socket", path, format!("one Socket: {one}"));
+                Some(s)
+            }
+            Err(e) => {
+                report.fail("conf.socket", path, format!("{e}"), "set 'Socket inet:8891@127.0.0.1'");
+                None
+            }
+        },
+        many => {
+            report.fail("conf.socket", path, format!(
+                "{} active Socket lines ({}); opendkim silently uses the last",
+                many.len(), many.join(", ")
+            ), "comment out all but one Socket line");
+            many.last().and_then(|s| validate::socket(s).ok())
+        }
+    };
+
+    match opendkim_conf::get(&conf, "Mode") {
+        Some(mode) if !mode.contains('s') => report.fail("conf.mode", path,
+            format!("Mode {mode} does not sign"), "set 'Mode sv'"),
+        Some(mode) => report.pass("conf.mode", path, format!("Mode {mode} signs")),
+        None => report.pass("conf.mode", path, "no Mode: opendkim signs and verifies (sv)".into()),
+    }
+
+    let key_table = opendkim_conf::get(&conf, "KeyTable");
+    let signing_table = opendkim_conf::get(&conf, "SigningTable");
+    let (Some(kt), Some(st)) = (key_table, signing_table) else {
+        report.fail("conf.tables", path, "KeyTable or SigningTable is not set".into(),
+            "run 'dkim-setup wizard' to write the tables");
+        return Ok(Some(Setup { socket, keys: Vec::new() }));
+    };
+    let kt_path = kt.trim_start_matches("file:").to_string();
+    let st_path = st.trim_start_matches("refile:").trim_start_matches("file:").to_string();
+    if kt.starts_with("refile:") {
+        report.fail("conf.tables", path, format!("KeyTable is '{kt}': a KeyTable is an exact \
+            lookup, and opendkim-testkey refuses a refile: KeyTable"),
+            &format!("set 'KeyTable {}'", kt.trim_start_matches("refile:")));
+    }
+    let signing_text = root.read_opt(&st_path)?.unwrap_or_default();
+    let wildcards = signing_text.lines().any(|l| !l.trim_start().starts_with('#') && l.contains('*'));
+    if wildcards && !st.starts_with("refile:") {
+        report.fail("conf.tables", path, format!("SigningTable is '{st}', but its '*@domain' \
+            patterns only match in a refile: table: nothing is signed"),
+            &format!("set 'SigningTable refile:{st_path}'"));
+    } else if !kt.starts_with("refile:") {
+        report.pass("conf.tables", path, format!("KeyTable {kt}, SigningTable {st}"));
+    }
+
+    check_internal_hosts(root, path, &conf, report)?;
+    if let Some(v) = opendkim_conf::get(&conf, "KeyFile").or_else(|| opendkim_conf::get(&conf, "Selector")) {
+        report.warn("conf.keyfile", path, format!("KeyFile/Selector ('{v}') is set beside the \
+            KeyTable, which replaces it"), "comment out KeyFile and Selector");
+    }
+
+    let keys = check_tables(root, &kt_path, &st_path, &signing_text, report)?;
+    Ok(Some(Setup { socket, keys }))
+}
+
+fn check_internal_hosts(root: &crate::system::Root, path: &str, conf: &str, report: &mut Report) -> Result<()> {
+    let Some(value) = opendkim_conf::get(conf, "InternalHosts") else {
+        report.warn("conf.internal-hosts", path, "InternalHosts is not set: only 127.0.0.1 counts \
+            as internal, so mail over SMTP from ::1 is not signed".into(),
+            "set 'InternalHosts refile:/etc/opendkim/TrustedHosts' listing 127.0.0.1, ::1 and localhost");
+        return Ok(());
+    };
+    let file = value.strip_prefix("refile:").or_else(|| value.strip_prefix("file:"))
+        .map(str::to_string).or_else(|| value.starts_with('/').then(|| value.clone()));
+    let hosts: Vec<String> = match &file {
+        Some(f) => root.read_opt(f)?.unwrap_or_default().lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim().to_lowercase())
+            .filter(|l| !l.is_empty()).collect(),
+        None => value.trim_start_matches("csl:").split(',').map(|h| h.trim().to_lowercase()).collect(),
+    };
+    let covers = |want: &str| hosts.iter().any(|h| h == want
+        || (want == "127.0.0.1" && (h == "127.0.0.0/8" || h == "127.0.0.1/32")));
+    let missing: Vec<&str> = ["127.0.0.1", "::1", "localhost"].into_iter().filter(|h| !covers(h)).collect();
+    let subject = file.as_deref().unwrap_or(path);
+    if missing.contains(&"127.0.0.1") {
+        report.fail("conf.internal-hosts", subject, "127.0.0.1 is not an internal host: mail from \
+            this server (sendmail, cron) is only verified, never signed".into(),
+            "add 127.0.0.1, ::1 and localhost to the InternalHosts list");
+    } else if !missing.is_empty() {
+        report.warn("conf.internal-hosts", subject, format!("{} missing from InternalHosts: mail \
+            arriving that way is not signed", missing.join(" and ")),
+            &format!("add {} to the InternalHosts list", missing.join(" and ")));
+    } else {
+        report.pass("conf.internal-hosts", subject, "loopback (127.0.0.1, ::1, localhost) is internal".into());
+    }
+    Ok(())
+}
+
+fn check_tables(
+    root: &crate::system::Root,
+    kt_path: &str,
+    st_path: &str,
+    signing_text: &str,
+    report: &mut Report,
+) -> Result<Vec<tables::KeyEntry>> {
+    let Some(kt_text) = root.read_opt(kt_path)? else {
+        report.fail("tables.keytable", kt_path, format!("the KeyTable {kt_path} does not exist"),
+            "run 'dkim-setup wizard'");
+        return Ok(Vec::new());
+    };
+    for (file, text) in [(kt_path, kt_text.as_str()), (st_path, signing_text)] {
+        if text.contains('\r') {
+            report.fail("tables.format", file, format!("{file} has CR (Windows) line endings: its \
+                patterns never match"), "run 'dkim-setup wizard' (it converts them) or dos2unix");
+        } else if text.lines().any(|l| !l.trim_start().starts_with('#') && l.ends_with([' ', '\t'])) {
+            report.fail("tables.format", file, format!("{file} has lines ending in blanks, which \
+                become part of a refile: pattern"), "remove the trailing blanks");
+        }
+    }
+    let keys = match tables::parse_key_table(&kt_text.replace('\r', "")) {
+        Ok(k) => k,
+        Err(e) => {
+            report.fail("tables.keytable", kt_path, format!("{kt_path} {e}"), "fix that line");
+            return Ok(Vec::new());
+        }
+    };
+    let signing = match tables::parse_signing_table(&signing_text.replace('\r', "")) {
+        Ok(s) => s,
+        Err(e) => {
+            report.fail("tables.signingtable", st_path, format!("{st_path} {e}"), "fix that line");
+            return Ok(keys);
+        }
+    };
+    let orphans = tables::orphan_signing_entries(&signing, &keys);
+    if orphans.is_empty() {
+        report.pass("tables.consistent", st_path, format!(
+            "{} SigningTable entries, each naming a KeyTable key", signing.len()));
+    } else {
+        report.fail("tables.consistent", st_path, format!(
+            "{st_path} names keys that {kt_path} lacks: {}", orphans.join(", ")),
+            "add those keys to the KeyTable or remove the SigningTable lines");
+    }
+    let signed: Vec<&tables::KeyEntry> =
+        keys.iter().filter(|k| signing.iter().any(|s| s.key_name == k.name)).collect();
+    Ok(signed.into_iter().cloned().collect())
+}
+
+/// Each key: present, RSA, safe. Returns the DNS record each key implies.
+fn check_keys(
+    root: &crate::system::Root,
+    profile: &Profile,
+    keys: &[tables::KeyEntry],
+    report: &mut Report,
+) -> Result<Vec<(tables::KeyEntry, Option<String>)>> {
+    let ids = match (root.user(profile.user)?, root.group(profile.group)?) {
+        (Some(u), Some(g)) => Some(Ids { uid: u.uid, gid: g.gid }),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for entry in keys {
+        let id = format!("key.{}", entry.domain);
+        let path = &entry.key_path;
+        let record = match root.read_opt(path) {
+            Ok(Some(pem)) => match keys::parse_private(&pem) {
+                Ok(key) => Some((keys::bits_of(&key), keys::record_for(&key)?)),
+                Err(_) => {
+                    report.fail(&id, path, format!("{path} is not an RSA private key in PEM"),
+                        "restore the key from a backup, or rotate to a new key");
+                    None
+                }
+            },
+            Ok(None) => {
+                report.fail(&id, path, format!("{path} does not exist"),
+                    "restore the key, or run 'dkim-setup wizard' to make one (and publish its record)");
+                None
+            }
+            Err(e) => {
+                report.fail(&id, path, format!("{e:#}"), "run check as root");
+                None
+            }
+        };
+        if let (Some((bits, _)), Some(ids)) = (&record, ids) {
+            let problem = key_safety::key_problem(root, path, ids, profile.user, profile.group)?;
+            let above = key_safety::ancestor_problem(root, path, ids, profile.user, profile.group, &|_| false)?;
+            match (problem, above) {
+                (Some(p), _) => report.fail(&id, path, format!("opendkim refuses it: {p}"),
+                    &format!("chown {}:{} '{path}'; chmod 600 '{path}'", profile.user, profile.group)),
+                (None, Some((dir, why))) => report.fail(&id, path, format!(
+                    "opendkim refuses it: it is below '{dir}', and {why}"),
+                    &format!("make '{dir}' owned by root and not writable by others")),
+                (None, None) => report.pass(&id, path, format!("{bits}-bit RSA key, safe for opendkim")),
+            }
+        } else if record.is_some() {
+            report.fail(&id, path, format!("user '{}' not found", profile.user),
+                "install the opendkim package");
+        }
+        out.push((entry.clone(), record.map(|(_, r)| r)));
+    }
+    Ok(out)
+}
+
+fn check_socket(root: &crate::system::Root, profile: &Profile, socket: &Socket, report: &mut Report) -> Result<()> {
+    let ours = socket.opendkim();
+    for over in profile.socket_overrides {
+        let path = over.path();
+        let Some(text) = root.read_opt(path)? else { continue };
+        let other = match over {
+            SocketOverride::ShellVar(_) => shell_socket(&text),
+            SocketOverride::ExecStart(_) => exec_socket(&text),
+            SocketOverride::Options(_) => default_file::options_flags(&text)
+                .into_iter().find(|(f, _)| f == "-p").map(|(_, v)| v),
+        };
+        if let Some(other) = other.filter(|o| validate::socket(o).map(|s| s != *socket).unwrap_or(true)) {
+            let overrides = !matches!(over, SocketOverride::ShellVar(_));
+            let message = format!("{path} says socket '{other}', opendkim.conf says '{ours}'{}",
+                if overrides { ", and it overrides the conf" } else { "" });
+            let fix = format!("make it '{ours}' (dkim-setup wizard does)");
+            if overrides { report.fail("socket.agree", path, message, &fix) } else { report.warn("socket.agree", path, message, &fix) }
+        }
+    }
+
+    let main_path = format!("{}/main.cf", profile.postfix_dir);
+    let Some(main) = root.read_opt(&main_path)? else {
+        report.fail("socket.postfix", &main_path, format!("{main_path} does not exist"), "install Postfix");
+        return Ok(());
+    };
+    let queue = main_cf::get(&main, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
+    let want = socket.postfix(&queue);
+    for list in ["smtpd_milters", "non_smtpd_milters"] {
+        let entries = main_cf::effective_milters(&main, list);
+        if entries.iter().any(|e| setup::same_milter(e, &want)) {
+            report.pass(&format!("socket.{list}"), &main_path, format!("{list} reaches opendkim at {want}"));
+        } else {
+            let path_of = if list == "smtpd_milters" { "mail received over SMTP" } else {
+                "mail from sendmail, cron and web applications" };
+            report.fail(&format!("socket.{list}"), &main_path, format!(
+                "{list} does not reach opendkim at {want} ({}): {path_of} is not signed",
+                if entries.is_empty() { "it is empty".to_string() } else { entries.join(", ") }),
+                &format!("add {want} to {list}"));
+        }
+    }
+    if let Socket::Local { path } = socket {
+        let master = root.read_opt(&format!("{}/master.cf", profile.postfix_dir))?.unwrap_or_default();
+        if setup::postfix_chrooted(&master) && !path.starts_with(&format!("{}/", queue.trim_end_matches('/'))) {
+            report.fail("socket.chroot", path, format!("Postfix's smtpd runs chrooted in {queue}, \
+                where {path} does not exist"), &format!("move the socket under {queue}/, e.g. \
+                local:{queue}/opendkim/opendkim.sock"));
+        }
+    }
+    Ok(())
+}
+
+fn shell_socket(text: &str) -> Option<String> {
+    text.lines().map(str::trim).filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("SOCKET=")).last()
+        .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
+        .filter(|v| !v.contains('$'))
+}
+
+fn exec_socket(text: &str) -> Option<String> {
+    text.lines().filter(|l| l.trim_start().starts_with("ExecStart=")).find_map(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.iter().position(|w| *w == "-p").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
+    })
+}
+
+/// opendkim and Postfix running; true when opendkim answers on its socket.
+fn check_services(root: &crate::system::Root, socket: &Socket, report: &mut Report) -> bool {
+    let where_ = match socket {
+        Socket::Inet { port, addr } => format!("{addr}:{port}"),
+        Socket::Local { path } => path.clone(),
+    };
+    let running = !services::opendkim_pids().is_empty();
+    let up = match services::probe(root, socket, Duration::from_secs(2)) {
+        Err(_) if !running => {
+            report.fail("service.opendkim", "opendkim", "opendkim is not running".into(),
+                "start it (service opendkim start / systemctl start opendkim) and read the mail log");
+            false
+        }
+        Ok(()) => {
+            report.pass("service.opendkim", "opendkim", format!("running and answering on {where_}"));
+            true
+        }
+        Err(e) => {
+            report.fail("service.opendkim", "opendkim", format!("{e:#}"),
+                "start it (service opendkim start / systemctl start opendkim) and read the mail log");
+            false
+        }
+    };
+    if services::postfix_running() {
+        report.pass("service.postfix", "postfix", "running".into());
+    } else {
+        report.fail("service.postfix", "postfix", "Postfix is not running".into(), "start it (postfix start)");
+    }
+    up
+}
+
+/// Submit a test message per domain to opendkim and verify what it adds.
+fn check_signing(socket: &Socket, records: &[(tables::KeyEntry, Option<String>)], up: bool, report: &mut Report) {
+    let address = match socket {
+        Socket::Inet { port, addr } => milter::Address::Tcp(std::net::SocketAddr::new(*addr, *port)),
+        Socket::Local { path } => milter::Address::Unix(path.into()),
+    };
+    for (entry, record) in records {
+        let id = format!("signing.{}", entry.domain);
+        let (true, Some(record)) = (up, record) else {
+            report.skip(&id, &entry.domain, "opendkim is not answering, or the key is unusable");
+            continue;
+        };
+        let headers = test_headers(&entry.domain);
+        let body = "This message proves DKIM signing; it is never sent.\r\n";
+        let from = format!("dkim-check@{}", entry.domain);
+        let to = format!("postmaster@{}", entry.domain);
+        let local = std::net::IpAddr::from([127, 0, 0, 1]);
+        let outcome = milter::submit(&address, Duration::from_secs(10), local, &from, &to, &headers, body);
+        let mods = match outcome {
+            Ok(m) => m,
+            Err(e) => {
+                report.fail(&id, &entry.domain, format!("the test message could not be submitted: {e:#}"),
+                    "read the mail log for opendkim's reason");
+                continue;
+            }
+        };
+        let Some((_, signature)) = mods.inserted.iter().find(|(n, _)| n.eq_ignore_ascii_case("DKIM-Signature")) else {
+            let verdict = match mods.verdict {
+                't' => "it answered tempfail, as it does when it cannot load the key",
+                'r' => "it rejected the message",
+                _ => "it let the message pass unsigned",
+            };
+            report.fail(&id, &entry.domain, format!(
+                "opendkim added no DKIM-Signature to a message from {from}: {verdict}"),
+                "fix the problems above; for more, set 'LogWhy yes' and read the mail log");
+            continue;
+        };
+        match dkim_verify::verify(signature, &headers, body, record) {
+            Ok(v) => report.pass(&id, &entry.domain, format!(
+                "opendkim signed a test message (d={}, s={}, {}, {}) and it verifies",
+                v.domain, v.selector, v.algorithm, v.canonicalization)),
+            Err(e) => report.fail(&id, &entry.domain, format!("opendkim signed, but the signature \
+                does not verify: {e:#}"), "check that the KeyTable points at the key whose record is published"),
+        }
+    }
+}
+
+fn test_headers(domain: &str) -> Vec<(String, String)> {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (y, m, d) = crate::apply::civil_from_days((secs / 86_400) as i64);
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let rest = secs % 86_400;
+    let date = format!("{}, {d} {} {y} {:02}:{:02}:{:02} +0000", days[(secs / 86_400 % 7) as usize],
+        months[(m - 1) as usize], rest / 3600, rest % 3600 / 60, rest % 60);
+    vec![
+        ("From".into(), format!("dkim-setup check <dkim-check@{domain}>")),
+        ("To".into(), format!("<postmaster@{domain}>")),
+        ("Subject".into(), "dkim-setup check".into()),
+        ("Date".into(), date),
+        ("Message-ID".into(), format!("<check.{secs}.{}@{domain}>", std::process::id())),
+    ]
+}
+
+fn check_dns(server: &dns_lookup::Server, entry: &tables::KeyEntry, record: Option<&str>, report: &mut Report) {
+    let name = format!("{}._domainkey.{}", entry.selector, entry.domain);
+    let id = format!("dns.{}", entry.domain);
+    let Some(record) = record else {
+        report.skip(&id, &name, "the key is unusable, so there is nothing to compare");
+        return;
+    };
+    match dns_lookup::lookup_txt(server, &name, Duration::from_secs(5)) {
+        Err(e) => report.fail(&id, &name, format!("{e:#}"), "check the name server, or pass --nameserver"),
+        Ok(answer) => {
+            let findings = dns_lookup::analyse(&answer, record);
+            let mut bad = false;
+            for f in &findings {
+                let status = match f.severity {
+                    dns_lookup::Severity::Fail => { bad = true; Status::Fail }
+                    dns_lookup::Severity::Warn => { bad = true; Status::Warn }
+                    dns_lookup::Severity::Info => Status::Info,
+                };
+                report.add(&id, status, &name, f.message.clone(), &f.fix);
+            }
+            if !bad {
+                report.pass(&id, &name, "DNS serves the key that signs".into());
+            }
+        }
+    }
+}
+
+fn print(global: &Global, report: &Report) {
+    if global.json {
+        let doc = serde_json::json!({"ok": !report.failed(), "checks": report.checks});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return;
+    }
+    let colour = std::io::stdout().is_terminal();
+    for c in &report.checks {
+        let word = match c.status {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Warn => "warn",
+            Status::Info => "info",
+            Status::Skipped => "skip",
+        };
+        let shown = if !colour {
+            word.to_string()
+        } else {
+            let styled = console::style(word);
+            match c.status {
+                Status::Pass => styled.green(),
+                Status::Fail => styled.red().bold(),
+                Status::Warn => styled.yellow(),
+                _ => styled.dim(),
+            }
+            .force_styling(true)
+            .to_string()
+        };
+        println!("{shown} {:<22} {}", c.id, c.message);
+        if !c.fix.is_empty() && matches!(c.status, Status::Fail | Status::Warn) {
+            println!("     {:<22} fix: {}", "", c.fix);
+        }
+    }
+    let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
+    println!(
+        "\n{} checks: {} passed, {} failed, {} warnings",
+        report.checks.len(),
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Warn)
+    );
+}
