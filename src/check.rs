@@ -110,13 +110,19 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
 
     let mut report = Report::default();
     if let Some(setup) = check_conf(&root, profile, &mut report)? {
-        let keys: Vec<_> =
-            setup.keys.into_iter().filter(|k| only.is_empty() || only.contains(&k.domain)).collect();
+        let keys: Vec<_> = setup
+            .keys
+            .into_iter()
+            .filter(|k| only.is_empty() || only.contains(&k.domain))
+            .collect();
         for d in &only {
             if !keys.iter().any(|k| k.domain == *d) {
-                report.fail("tables.domain", d, format!("no key is configured for {d}"), &format!(
-                    "run 'dkim-setup wizard --domain {d}'"
-                ));
+                report.fail(
+                    "tables.domain",
+                    d,
+                    format!("no key is configured for {d}"),
+                    &format!("run 'dkim-setup wizard --domain {d}'"),
+                );
             }
         }
         let records = check_keys(&root, profile, &keys, &mut report)?;
@@ -139,10 +145,19 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
     Ok(if report.failed() { 1 } else { 0 })
 }
 
-fn check_conf(root: &crate::system::Root, profile: &Profile, report: &mut Report) -> Result<Option<Setup>> {
+fn check_conf(
+    root: &crate::system::Root,
+    profile: &Profile,
+    report: &mut Report,
+) -> Result<Option<Setup>> {
     let path = profile.opendkim_conf;
     let Some(conf) = root.read_opt(path)? else {
-        report.fail("conf.readable", path, format!("{path} does not exist"), "run 'dkim-setup wizard'");
+        report.fail(
+            "conf.readable",
+            path,
+            format!("{path} does not exist"),
+            "run 'dkim-setup wizard'",
+        );
         return Ok(None);
     };
     report.pass("conf.readable", path, format!("{path} is readable"));
@@ -150,8 +165,14 @@ fn check_conf(root: &crate::system::Root, profile: &Profile, report: &mut Report
     let sockets = opendkim_conf::get_all(&conf, "Socket");
     let socket = match sockets.as_slice() {
         [] => {
-            report.fail("conf.socket", path, "no active Socket: opendkim will not start \
-                (\"milter socket must be specified\")".into(), "set 'Socket inet:8891@127.0.0.1'");
+            report.fail(
+                "conf.socket",
+                path,
+                "no active Socket: opendkim will not start \
+                (\"milter socket must be specified\")"
+                    .into(),
+                "set 'Socket inet:8891@127.0.0.1'",
+            );
             None
         }
         [one] => match validate::socket(one) {
@@ -160,89 +181,183 @@ fn check_conf(root: &crate::system::Root, profile: &Profile, report: &mut Report
                 Some(s)
             }
             Err(e) => {
-                report.fail("conf.socket", path, format!("{e}"), "set 'Socket inet:8891@127.0.0.1'");
+                report.fail(
+                    "conf.socket",
+                    path,
+                    format!("{e}"),
+                    "set 'Socket inet:8891@127.0.0.1'",
+                );
                 None
             }
         },
         many => {
-            report.fail("conf.socket", path, format!(
-                "{} active Socket lines ({}); opendkim silently uses the last",
-                many.len(), many.join(", ")
-            ), "comment out all but one Socket line");
+            report.fail(
+                "conf.socket",
+                path,
+                format!(
+                    "{} active Socket lines ({}); opendkim silently uses the last",
+                    many.len(),
+                    many.join(", ")
+                ),
+                "comment out all but one Socket line",
+            );
             many.last().and_then(|s| validate::socket(s).ok())
         }
     };
 
     match opendkim_conf::get(&conf, "Mode") {
-        Some(mode) if !mode.contains('s') => report.fail("conf.mode", path,
-            format!("Mode {mode} does not sign"), "set 'Mode sv'"),
+        Some(mode) if !mode.contains('s') => report.fail(
+            "conf.mode",
+            path,
+            format!("Mode {mode} does not sign"),
+            "set 'Mode sv'",
+        ),
         Some(mode) => report.pass("conf.mode", path, format!("Mode {mode} signs")),
-        None => report.pass("conf.mode", path, "no Mode: opendkim signs and verifies (sv)".into()),
+        None => report.pass(
+            "conf.mode",
+            path,
+            "no Mode: opendkim signs and verifies (sv)".into(),
+        ),
     }
 
     let key_table = opendkim_conf::get(&conf, "KeyTable");
     let signing_table = opendkim_conf::get(&conf, "SigningTable");
     let (Some(kt), Some(st)) = (key_table, signing_table) else {
-        report.fail("conf.tables", path, "KeyTable or SigningTable is not set".into(),
-            "run 'dkim-setup wizard' to write the tables");
-        return Ok(Some(Setup { socket, keys: Vec::new() }));
+        report.fail(
+            "conf.tables",
+            path,
+            "KeyTable or SigningTable is not set".into(),
+            "run 'dkim-setup wizard' to write the tables",
+        );
+        return Ok(Some(Setup {
+            socket,
+            keys: Vec::new(),
+        }));
     };
     let kt_path = kt.trim_start_matches("file:").to_string();
-    let st_path = st.trim_start_matches("refile:").trim_start_matches("file:").to_string();
+    let st_path = st
+        .trim_start_matches("refile:")
+        .trim_start_matches("file:")
+        .to_string();
     if kt.starts_with("refile:") {
-        report.fail("conf.tables", path, format!("KeyTable is '{kt}': a KeyTable is an exact \
-            lookup, and opendkim-testkey refuses a refile: KeyTable"),
-            &format!("set 'KeyTable {}'", kt.trim_start_matches("refile:")));
+        report.fail(
+            "conf.tables",
+            path,
+            format!(
+                "KeyTable is '{kt}': a KeyTable is an exact \
+            lookup, and opendkim-testkey refuses a refile: KeyTable"
+            ),
+            &format!("set 'KeyTable {}'", kt.trim_start_matches("refile:")),
+        );
     }
     let signing_text = root.read_opt(&st_path)?.unwrap_or_default();
-    let wildcards = signing_text.lines().any(|l| !l.trim_start().starts_with('#') && l.contains('*'));
+    let wildcards = signing_text
+        .lines()
+        .any(|l| !l.trim_start().starts_with('#') && l.contains('*'));
     if wildcards && !st.starts_with("refile:") {
-        report.fail("conf.tables", path, format!("SigningTable is '{st}', but its '*@domain' \
-            patterns only match in a refile: table: nothing is signed"),
-            &format!("set 'SigningTable refile:{st_path}'"));
+        report.fail(
+            "conf.tables",
+            path,
+            format!(
+                "SigningTable is '{st}', but its '*@domain' \
+            patterns only match in a refile: table: nothing is signed"
+            ),
+            &format!("set 'SigningTable refile:{st_path}'"),
+        );
     } else if !kt.starts_with("refile:") {
-        report.pass("conf.tables", path, format!("KeyTable {kt}, SigningTable {st}"));
+        report.pass(
+            "conf.tables",
+            path,
+            format!("KeyTable {kt}, SigningTable {st}"),
+        );
     }
 
     check_internal_hosts(root, path, &conf, report)?;
-    if let Some(v) = opendkim_conf::get(&conf, "KeyFile").or_else(|| opendkim_conf::get(&conf, "Selector")) {
-        report.warn("conf.keyfile", path, format!("KeyFile/Selector ('{v}') is set beside the \
-            KeyTable, which replaces it"), "comment out KeyFile and Selector");
+    if let Some(v) =
+        opendkim_conf::get(&conf, "KeyFile").or_else(|| opendkim_conf::get(&conf, "Selector"))
+    {
+        report.warn(
+            "conf.keyfile",
+            path,
+            format!(
+                "KeyFile/Selector ('{v}') is set beside the \
+            KeyTable, which replaces it"
+            ),
+            "comment out KeyFile and Selector",
+        );
     }
 
     let keys = check_tables(root, &kt_path, &st_path, &signing_text, report)?;
     Ok(Some(Setup { socket, keys }))
 }
 
-fn check_internal_hosts(root: &crate::system::Root, path: &str, conf: &str, report: &mut Report) -> Result<()> {
+fn check_internal_hosts(
+    root: &crate::system::Root,
+    path: &str,
+    conf: &str,
+    report: &mut Report,
+) -> Result<()> {
     let Some(value) = opendkim_conf::get(conf, "InternalHosts") else {
         report.warn("conf.internal-hosts", path, "InternalHosts is not set: only 127.0.0.1 counts \
             as internal, so mail over SMTP from ::1 is not signed".into(),
             "set 'InternalHosts refile:/etc/opendkim/TrustedHosts' listing 127.0.0.1, ::1 and localhost");
         return Ok(());
     };
-    let file = value.strip_prefix("refile:").or_else(|| value.strip_prefix("file:"))
-        .map(str::to_string).or_else(|| value.starts_with('/').then(|| value.clone()));
+    let file = value
+        .strip_prefix("refile:")
+        .or_else(|| value.strip_prefix("file:"))
+        .map(str::to_string)
+        .or_else(|| value.starts_with('/').then(|| value.clone()));
     let hosts: Vec<String> = match &file {
-        Some(f) => root.read_opt(f)?.unwrap_or_default().lines()
+        Some(f) => root
+            .read_opt(f)?
+            .unwrap_or_default()
+            .lines()
             .map(|l| l.split('#').next().unwrap_or("").trim().to_lowercase())
-            .filter(|l| !l.is_empty()).collect(),
-        None => value.trim_start_matches("csl:").split(',').map(|h| h.trim().to_lowercase()).collect(),
+            .filter(|l| !l.is_empty())
+            .collect(),
+        None => value
+            .trim_start_matches("csl:")
+            .split(',')
+            .map(|h| h.trim().to_lowercase())
+            .collect(),
     };
-    let covers = |want: &str| hosts.iter().any(|h| h == want
-        || (want == "127.0.0.1" && (h == "127.0.0.0/8" || h == "127.0.0.1/32")));
-    let missing: Vec<&str> = ["127.0.0.1", "::1", "localhost"].into_iter().filter(|h| !covers(h)).collect();
+    let covers = |want: &str| {
+        hosts.iter().any(|h| {
+            h == want || (want == "127.0.0.1" && (h == "127.0.0.0/8" || h == "127.0.0.1/32"))
+        })
+    };
+    let missing: Vec<&str> = ["127.0.0.1", "::1", "localhost"]
+        .into_iter()
+        .filter(|h| !covers(h))
+        .collect();
     let subject = file.as_deref().unwrap_or(path);
     if missing.contains(&"127.0.0.1") {
-        report.fail("conf.internal-hosts", subject, "127.0.0.1 is not an internal host: mail from \
-            this server (sendmail, cron) is only verified, never signed".into(),
-            "add 127.0.0.1, ::1 and localhost to the InternalHosts list");
+        report.fail(
+            "conf.internal-hosts",
+            subject,
+            "127.0.0.1 is not an internal host: mail from \
+            this server (sendmail, cron) is only verified, never signed"
+                .into(),
+            "add 127.0.0.1, ::1 and localhost to the InternalHosts list",
+        );
     } else if !missing.is_empty() {
-        report.warn("conf.internal-hosts", subject, format!("{} missing from InternalHosts: mail \
-            arriving that way is not signed", missing.join(" and ")),
-            &format!("add {} to the InternalHosts list", missing.join(" and ")));
+        report.warn(
+            "conf.internal-hosts",
+            subject,
+            format!(
+                "{} missing from InternalHosts: mail \
+            arriving that way is not signed",
+                missing.join(" and ")
+            ),
+            &format!("add {} to the InternalHosts list", missing.join(" and ")),
+        );
     } else {
-        report.pass("conf.internal-hosts", subject, "loopback (127.0.0.1, ::1, localhost) is internal".into());
+        report.pass(
+            "conf.internal-hosts",
+            subject,
+            "loopback (127.0.0.1, ::1, localhost) is internal".into(),
+        );
     }
     Ok(())
 }
@@ -255,44 +370,89 @@ fn check_tables(
     report: &mut Report,
 ) -> Result<Vec<tables::KeyEntry>> {
     let Some(kt_text) = root.read_opt(kt_path)? else {
-        report.fail("tables.keytable", kt_path, format!("the KeyTable {kt_path} does not exist"),
-            "run 'dkim-setup wizard'");
+        report.fail(
+            "tables.keytable",
+            kt_path,
+            format!("the KeyTable {kt_path} does not exist"),
+            "run 'dkim-setup wizard'",
+        );
         return Ok(Vec::new());
     };
     for (file, text) in [(kt_path, kt_text.as_str()), (st_path, signing_text)] {
         if text.contains('\r') {
-            report.fail("tables.format", file, format!("{file} has CR (Windows) line endings: its \
-                patterns never match"), "run 'dkim-setup wizard' (it converts them) or dos2unix");
-        } else if text.lines().any(|l| !l.trim_start().starts_with('#') && l.ends_with([' ', '\t'])) {
-            report.fail("tables.format", file, format!("{file} has lines ending in blanks, which \
-                become part of a refile: pattern"), "remove the trailing blanks");
+            report.fail(
+                "tables.format",
+                file,
+                format!(
+                    "{file} has CR (Windows) line endings: its \
+                patterns never match"
+                ),
+                "run 'dkim-setup wizard' (it converts them) or dos2unix",
+            );
+        } else if text
+            .lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.ends_with([' ', '\t']))
+        {
+            report.fail(
+                "tables.format",
+                file,
+                format!(
+                    "{file} has lines ending in blanks, which \
+                become part of a refile: pattern"
+                ),
+                "remove the trailing blanks",
+            );
         }
     }
     let keys = match tables::parse_key_table(&kt_text.replace('\r', "")) {
         Ok(k) => k,
         Err(e) => {
-            report.fail("tables.keytable", kt_path, format!("{kt_path} {e}"), "fix that line");
+            report.fail(
+                "tables.keytable",
+                kt_path,
+                format!("{kt_path} {e}"),
+                "fix that line",
+            );
             return Ok(Vec::new());
         }
     };
     let signing = match tables::parse_signing_table(&signing_text.replace('\r', "")) {
         Ok(s) => s,
         Err(e) => {
-            report.fail("tables.signingtable", st_path, format!("{st_path} {e}"), "fix that line");
+            report.fail(
+                "tables.signingtable",
+                st_path,
+                format!("{st_path} {e}"),
+                "fix that line",
+            );
             return Ok(keys);
         }
     };
     let orphans = tables::orphan_signing_entries(&signing, &keys);
     if orphans.is_empty() {
-        report.pass("tables.consistent", st_path, format!(
-            "{} SigningTable entries, each naming a KeyTable key", signing.len()));
+        report.pass(
+            "tables.consistent",
+            st_path,
+            format!(
+                "{} SigningTable entries, each naming a KeyTable key",
+                signing.len()
+            ),
+        );
     } else {
-        report.fail("tables.consistent", st_path, format!(
-            "{st_path} names keys that {kt_path} lacks: {}", orphans.join(", ")),
-            "add those keys to the KeyTable or remove the SigningTable lines");
+        report.fail(
+            "tables.consistent",
+            st_path,
+            format!(
+                "{st_path} names keys that {kt_path} lacks: {}",
+                orphans.join(", ")
+            ),
+            "add those keys to the KeyTable or remove the SigningTable lines",
+        );
     }
-    let signed: Vec<&tables::KeyEntry> =
-        keys.iter().filter(|k| signing.iter().any(|s| s.key_name == k.name)).collect();
+    let signed: Vec<&tables::KeyEntry> = keys
+        .iter()
+        .filter(|k| signing.iter().any(|s| s.key_name == k.name))
+        .collect();
     Ok(signed.into_iter().cloned().collect())
 }
 
@@ -304,7 +464,10 @@ fn check_keys(
     report: &mut Report,
 ) -> Result<Vec<(tables::KeyEntry, Option<String>)>> {
     let ids = match (root.user(profile.user)?, root.group(profile.group)?) {
-        (Some(u), Some(g)) => Some(Ids { uid: u.uid, gid: g.gid }),
+        (Some(u), Some(g)) => Some(Ids {
+            uid: u.uid,
+            gid: g.gid,
+        }),
         _ => None,
     };
     let mut out = Vec::new();
@@ -315,8 +478,12 @@ fn check_keys(
             Ok(Some(pem)) => match keys::parse_private(&pem) {
                 Ok(key) => Some((keys::bits_of(&key), keys::record_for(&key)?)),
                 Err(_) => {
-                    report.fail(&id, path, format!("{path} is not an RSA private key in PEM"),
-                        "restore the key from a backup, or rotate to a new key");
+                    report.fail(
+                        &id,
+                        path,
+                        format!("{path} is not an RSA private key in PEM"),
+                        "restore the key from a backup, or rotate to a new key",
+                    );
                     None
                 }
             },
@@ -332,87 +499,175 @@ fn check_keys(
         };
         if let (Some((bits, _)), Some(ids)) = (&record, ids) {
             let problem = key_safety::key_problem(root, path, ids, profile.user, profile.group)?;
-            let above = key_safety::ancestor_problem(root, path, ids, profile.user, profile.group, &|_| false)?;
+            let above = key_safety::ancestor_problem(
+                root,
+                path,
+                ids,
+                profile.user,
+                profile.group,
+                &|_| false,
+            )?;
             match (problem, above) {
-                (Some(p), _) => report.fail(&id, path, format!("opendkim refuses it: {p}"),
-                    &format!("chown {}:{} '{path}'; chmod 600 '{path}'", profile.user, profile.group)),
-                (None, Some((dir, why))) => report.fail(&id, path, format!(
-                    "opendkim refuses it: it is below '{dir}', and {why}"),
-                    &format!("make '{dir}' owned by root and not writable by others")),
-                (None, None) => report.pass(&id, path, format!("{bits}-bit RSA key, safe for opendkim")),
+                (Some(p), _) => report.fail(
+                    &id,
+                    path,
+                    format!("opendkim refuses it: {p}"),
+                    &format!(
+                        "chown {}:{} '{path}'; chmod 600 '{path}'",
+                        profile.user, profile.group
+                    ),
+                ),
+                (None, Some((dir, why))) => report.fail(
+                    &id,
+                    path,
+                    format!("opendkim refuses it: it is below '{dir}', and {why}"),
+                    &format!("make '{dir}' owned by root and not writable by others"),
+                ),
+                (None, None) => {
+                    report.pass(&id, path, format!("{bits}-bit RSA key, safe for opendkim"))
+                }
             }
         } else if record.is_some() {
-            report.fail(&id, path, format!("user '{}' not found", profile.user),
-                "install the opendkim package");
+            report.fail(
+                &id,
+                path,
+                format!("user '{}' not found", profile.user),
+                "install the opendkim package",
+            );
         }
         out.push((entry.clone(), record.map(|(_, r)| r)));
     }
     Ok(out)
 }
 
-fn check_socket(root: &crate::system::Root, profile: &Profile, socket: &Socket, report: &mut Report) -> Result<()> {
+fn check_socket(
+    root: &crate::system::Root,
+    profile: &Profile,
+    socket: &Socket,
+    report: &mut Report,
+) -> Result<()> {
     let ours = socket.opendkim();
     for over in profile.socket_overrides {
         let path = over.path();
-        let Some(text) = root.read_opt(path)? else { continue };
+        let Some(text) = root.read_opt(path)? else {
+            continue;
+        };
         let other = match over {
             SocketOverride::ShellVar(_) => shell_socket(&text),
             SocketOverride::ExecStart(_) => exec_socket(&text),
             SocketOverride::Options(_) => default_file::options_flags(&text)
-                .into_iter().find(|(f, _)| f == "-p").map(|(_, v)| v),
+                .into_iter()
+                .find(|(f, _)| f == "-p")
+                .map(|(_, v)| v),
         };
-        if let Some(other) = other.filter(|o| validate::socket(o).map(|s| s != *socket).unwrap_or(true)) {
+        if let Some(other) =
+            other.filter(|o| validate::socket(o).map(|s| s != *socket).unwrap_or(true))
+        {
             let overrides = !matches!(over, SocketOverride::ShellVar(_));
-            let message = format!("{path} says socket '{other}', opendkim.conf says '{ours}'{}",
-                if overrides { ", and it overrides the conf" } else { "" });
+            let message = format!(
+                "{path} says socket '{other}', opendkim.conf says '{ours}'{}",
+                if overrides {
+                    ", and it overrides the conf"
+                } else {
+                    ""
+                }
+            );
             let fix = format!("make it '{ours}' (dkim-setup wizard does)");
-            if overrides { report.fail("socket.agree", path, message, &fix) } else { report.warn("socket.agree", path, message, &fix) }
+            if overrides {
+                report.fail("socket.agree", path, message, &fix)
+            } else {
+                report.warn("socket.agree", path, message, &fix)
+            }
         }
     }
 
     let main_path = format!("{}/main.cf", profile.postfix_dir);
     let Some(main) = root.read_opt(&main_path)? else {
-        report.fail("socket.postfix", &main_path, format!("{main_path} does not exist"), "install Postfix");
+        report.fail(
+            "socket.postfix",
+            &main_path,
+            format!("{main_path} does not exist"),
+            "install Postfix",
+        );
         return Ok(());
     };
-    let queue = main_cf::get(&main, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
+    let queue =
+        main_cf::get(&main, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
     let want = socket.postfix(&queue);
     for list in ["smtpd_milters", "non_smtpd_milters"] {
         let entries = main_cf::effective_milters(&main, list);
         if entries.iter().any(|e| setup::same_milter(e, &want)) {
-            report.pass(&format!("socket.{list}"), &main_path, format!("{list} reaches opendkim at {want}"));
+            report.pass(
+                &format!("socket.{list}"),
+                &main_path,
+                format!("{list} reaches opendkim at {want}"),
+            );
         } else {
-            let path_of = if list == "smtpd_milters" { "mail received over SMTP" } else {
-                "mail from sendmail, cron and web applications" };
-            report.fail(&format!("socket.{list}"), &main_path, format!(
-                "{list} does not reach opendkim at {want} ({}): {path_of} is not signed",
-                if entries.is_empty() { "it is empty".to_string() } else { entries.join(", ") }),
-                &format!("add {want} to {list}"));
+            let path_of = if list == "smtpd_milters" {
+                "mail received over SMTP"
+            } else {
+                "mail from sendmail, cron and web applications"
+            };
+            report.fail(
+                &format!("socket.{list}"),
+                &main_path,
+                format!(
+                    "{list} does not reach opendkim at {want} ({}): {path_of} is not signed",
+                    if entries.is_empty() {
+                        "it is empty".to_string()
+                    } else {
+                        entries.join(", ")
+                    }
+                ),
+                &format!("add {want} to {list}"),
+            );
         }
     }
     if let Socket::Local { path } = socket {
-        let master = root.read_opt(&format!("{}/master.cf", profile.postfix_dir))?.unwrap_or_default();
-        if setup::postfix_chrooted(&master) && !path.starts_with(&format!("{}/", queue.trim_end_matches('/'))) {
-            report.fail("socket.chroot", path, format!("Postfix's smtpd runs chrooted in {queue}, \
-                where {path} does not exist"), &format!("move the socket under {queue}/, e.g. \
-                local:{queue}/opendkim/opendkim.sock"));
+        let master = root
+            .read_opt(&format!("{}/master.cf", profile.postfix_dir))?
+            .unwrap_or_default();
+        if setup::postfix_chrooted(&master)
+            && !path.starts_with(&format!("{}/", queue.trim_end_matches('/')))
+        {
+            report.fail(
+                "socket.chroot",
+                path,
+                format!(
+                    "Postfix's smtpd runs chrooted in {queue}, \
+                where {path} does not exist"
+                ),
+                &format!(
+                    "move the socket under {queue}/, e.g. \
+                local:{queue}/opendkim/opendkim.sock"
+                ),
+            );
         }
     }
     Ok(())
 }
 
 fn shell_socket(text: &str) -> Option<String> {
-    text.lines().map(str::trim).filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix("SOCKET=")).last()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("SOCKET="))
+        .next_back()
         .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
         .filter(|v| !v.contains('$'))
 }
 
 fn exec_socket(text: &str) -> Option<String> {
-    text.lines().filter(|l| l.trim_start().starts_with("ExecStart=")).find_map(|l| {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        words.iter().position(|w| *w == "-p").and_then(|i| words.get(i + 1)).map(|s| s.to_string())
-    })
+    text.lines()
+        .filter(|l| l.trim_start().starts_with("ExecStart="))
+        .find_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words
+                .iter()
+                .position(|w| *w == "-p")
+                .and_then(|i| words.get(i + 1))
+                .map(|s| s.to_string())
+        })
 }
 
 /// opendkim and Postfix running; true when opendkim answers on its socket.
@@ -429,7 +684,11 @@ fn check_services(root: &crate::system::Root, socket: &Socket, report: &mut Repo
             false
         }
         Ok(()) => {
-            report.pass("service.opendkim", "opendkim", format!("running and answering on {where_}"));
+            report.pass(
+                "service.opendkim",
+                "opendkim",
+                format!("running and answering on {where_}"),
+            );
             true
         }
         Err(e) => {
@@ -441,21 +700,37 @@ fn check_services(root: &crate::system::Root, socket: &Socket, report: &mut Repo
     if services::postfix_running() {
         report.pass("service.postfix", "postfix", "running".into());
     } else {
-        report.fail("service.postfix", "postfix", "Postfix is not running".into(), "start it (postfix start)");
+        report.fail(
+            "service.postfix",
+            "postfix",
+            "Postfix is not running".into(),
+            "start it (postfix start)",
+        );
     }
     up
 }
 
 /// Submit a test message per domain to opendkim and verify what it adds.
-fn check_signing(socket: &Socket, records: &[(tables::KeyEntry, Option<String>)], up: bool, report: &mut Report) {
+fn check_signing(
+    socket: &Socket,
+    records: &[(tables::KeyEntry, Option<String>)],
+    up: bool,
+    report: &mut Report,
+) {
     let address = match socket {
-        Socket::Inet { port, addr } => milter::Address::Tcp(std::net::SocketAddr::new(*addr, *port)),
+        Socket::Inet { port, addr } => {
+            milter::Address::Tcp(std::net::SocketAddr::new(*addr, *port))
+        }
         Socket::Local { path } => milter::Address::Unix(path.into()),
     };
     for (entry, record) in records {
         let id = format!("signing.{}", entry.domain);
         let (true, Some(record)) = (up, record) else {
-            report.skip(&id, &entry.domain, "opendkim is not answering, or the key is unusable");
+            report.skip(
+                &id,
+                &entry.domain,
+                "opendkim is not answering, or the key is unusable",
+            );
             continue;
         };
         let headers = test_headers(&entry.domain);
@@ -463,69 +738,137 @@ fn check_signing(socket: &Socket, records: &[(tables::KeyEntry, Option<String>)]
         let from = format!("dkim-check@{}", entry.domain);
         let to = format!("postmaster@{}", entry.domain);
         let local = std::net::IpAddr::from([127, 0, 0, 1]);
-        let outcome = milter::submit(&address, Duration::from_secs(10), local, &from, &to, &headers, body);
+        let outcome = milter::submit(
+            &address,
+            Duration::from_secs(10),
+            local,
+            &from,
+            &to,
+            &headers,
+            body,
+        );
         let mods = match outcome {
             Ok(m) => m,
             Err(e) => {
-                report.fail(&id, &entry.domain, format!("the test message could not be submitted: {e:#}"),
-                    "read the mail log for opendkim's reason");
+                report.fail(
+                    &id,
+                    &entry.domain,
+                    format!("the test message could not be submitted: {e:#}"),
+                    "read the mail log for opendkim's reason",
+                );
                 continue;
             }
         };
-        let Some((_, signature)) = mods.inserted.iter().find(|(n, _)| n.eq_ignore_ascii_case("DKIM-Signature")) else {
+        let Some((_, signature)) = mods
+            .inserted
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("DKIM-Signature"))
+        else {
             let verdict = match mods.verdict {
                 't' => "it answered tempfail, as it does when it cannot load the key",
                 'r' => "it rejected the message",
                 _ => "it let the message pass unsigned",
             };
-            report.fail(&id, &entry.domain, format!(
-                "opendkim added no DKIM-Signature to a message from {from}: {verdict}"),
-                "fix the problems above; for more, set 'LogWhy yes' and read the mail log");
+            report.fail(
+                &id,
+                &entry.domain,
+                format!("opendkim added no DKIM-Signature to a message from {from}: {verdict}"),
+                "fix the problems above; for more, set 'LogWhy yes' and read the mail log",
+            );
             continue;
         };
         match dkim_verify::verify(signature, &headers, body, record) {
-            Ok(v) => report.pass(&id, &entry.domain, format!(
-                "opendkim signed a test message (d={}, s={}, {}, {}) and it verifies",
-                v.domain, v.selector, v.algorithm, v.canonicalization)),
-            Err(e) => report.fail(&id, &entry.domain, format!("opendkim signed, but the signature \
-                does not verify: {e:#}"), "check that the KeyTable points at the key whose record is published"),
+            Ok(v) => report.pass(
+                &id,
+                &entry.domain,
+                format!(
+                    "opendkim signed a test message (d={}, s={}, {}, {}) and it verifies",
+                    v.domain, v.selector, v.algorithm, v.canonicalization
+                ),
+            ),
+            Err(e) => report.fail(
+                &id,
+                &entry.domain,
+                format!(
+                    "opendkim signed, but the signature \
+                does not verify: {e:#}"
+                ),
+                "check that the KeyTable points at the key whose record is published",
+            ),
         }
     }
 }
 
 fn test_headers(domain: &str) -> Vec<(String, String)> {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (y, m, d) = crate::apply::civil_from_days((secs / 86_400) as i64);
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     let rest = secs % 86_400;
-    let date = format!("{}, {d} {} {y} {:02}:{:02}:{:02} +0000", days[(secs / 86_400 % 7) as usize],
-        months[(m - 1) as usize], rest / 3600, rest % 3600 / 60, rest % 60);
+    let date = format!(
+        "{}, {d} {} {y} {:02}:{:02}:{:02} +0000",
+        days[(secs / 86_400 % 7) as usize],
+        months[(m - 1) as usize],
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    );
     vec![
-        ("From".into(), format!("dkim-setup check <dkim-check@{domain}>")),
+        (
+            "From".into(),
+            format!("dkim-setup check <dkim-check@{domain}>"),
+        ),
         ("To".into(), format!("<postmaster@{domain}>")),
         ("Subject".into(), "dkim-setup check".into()),
         ("Date".into(), date),
-        ("Message-ID".into(), format!("<check.{secs}.{}@{domain}>", std::process::id())),
+        (
+            "Message-ID".into(),
+            format!("<check.{secs}.{}@{domain}>", std::process::id()),
+        ),
     ]
 }
 
-fn check_dns(server: &dns_lookup::Server, entry: &tables::KeyEntry, record: Option<&str>, report: &mut Report) {
+fn check_dns(
+    server: &dns_lookup::Server,
+    entry: &tables::KeyEntry,
+    record: Option<&str>,
+    report: &mut Report,
+) {
     let name = format!("{}._domainkey.{}", entry.selector, entry.domain);
     let id = format!("dns.{}", entry.domain);
     let Some(record) = record else {
-        report.skip(&id, &name, "the key is unusable, so there is nothing to compare");
+        report.skip(
+            &id,
+            &name,
+            "the key is unusable, so there is nothing to compare",
+        );
         return;
     };
     match dns_lookup::lookup_txt(server, &name, Duration::from_secs(5)) {
-        Err(e) => report.fail(&id, &name, format!("{e:#}"), "check the name server, or pass --nameserver"),
+        Err(e) => report.fail(
+            &id,
+            &name,
+            format!("{e:#}"),
+            "check the name server, or pass --nameserver",
+        ),
         Ok(answer) => {
             let findings = dns_lookup::analyse(&answer, record);
             let mut bad = false;
             for f in &findings {
                 let status = match f.severity {
-                    dns_lookup::Severity::Fail => { bad = true; Status::Fail }
-                    dns_lookup::Severity::Warn => { bad = true; Status::Warn }
+                    dns_lookup::Severity::Fail => {
+                        bad = true;
+                        Status::Fail
+                    }
+                    dns_lookup::Severity::Warn => {
+                        bad = true;
+                        Status::Warn
+                    }
                     dns_lookup::Severity::Info => Status::Info,
                 };
                 report.add(&id, status, &name, f.message.clone(), &f.fix);

@@ -692,9 +692,22 @@ fn tag<'a>(tags: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The value with pasted zone-file quoting removed, for a second look.
+/// The value with pasted zone-file quoting removed, for a second look:
+/// `"a" "b"` joins to `ab`, then stray quotes and backslashes go.
 fn unquoted(value: &str) -> String {
-    value.replace(['"', '\\'], "")
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(quote) = rest.find('"') {
+        out.push_str(&rest[..quote]);
+        let after = &rest[quote + 1..];
+        let gap = after.trim_start();
+        rest = match gap.strip_prefix('"') {
+            Some(next) if gap.len() < after.len() => next,
+            _ => after,
+        };
+    }
+    out.push_str(rest);
+    out.replace('\\', "")
 }
 
 /// `p=` as compared: no whitespace, no PEM armour lines.
@@ -750,10 +763,10 @@ fn looks_split(values: &[String]) -> bool {
 }
 
 /// The size in bits of the RSA key in a base64 SubjectPublicKeyInfo.
-fn key_size(b64: &str) -> Option<usize> {
+fn key_size(b64: &str) -> Option<u32> {
     let der = Base64::decode_vec(b64).ok()?;
     let key = rsa::PublicKey::from_public_key_der(&der).ok()?;
-    Some(key.n().bits() as usize)
+    Some(key.n().bit_width())
 }
 
 /// The start of a long value, for naming a record in a message.

@@ -25,13 +25,29 @@ struct Group {
 }
 
 fn opendkim_group(root: &Root, group: &str, user: &str) -> Result<Option<Group>> {
-    let Some(g) = root.group(group)? else { return Ok(None) };
-    let others = root.group_members(&g)?.iter().any(|m| m != user && m != "root");
+    let Some(g) = root.group(group)? else {
+        return Ok(None);
+    };
+    let others = root
+        .group_members(&g)?
+        .iter()
+        .any(|m| m != user && m != "root");
     Ok(Some(Group { gid: g.gid, others }))
 }
 
+/// True when opendkim has the permission (owner bit `user`, group bit `group`).
+fn readable_by(st: &Stat, ids: Ids, user: u32, group: u32) -> bool {
+    (st.uid == ids.uid && st.mode & user != 0) || (st.gid == ids.gid && st.mode & group != 0)
+}
+
 /// Why opendkim would refuse the key file itself, if it would.
-pub fn key_problem(root: &Root, path: &str, ids: Ids, user: &str, group: &str) -> Result<Option<String>> {
+pub fn key_problem(
+    root: &Root,
+    path: &str,
+    ids: Ids,
+    user: &str,
+    group: &str,
+) -> Result<Option<String>> {
     let Some(st) = root.stat(path)? else {
         return Ok(Some(format!("'{path}' does not exist")));
     };
@@ -41,18 +57,25 @@ pub fn key_problem(root: &Root, path: &str, ids: Ids, user: &str, group: &str) -
         _ => st.gid != 0,
     };
     Ok(if st.uid != ids.uid && st.uid != 0 {
-        Some(format!("'{path}' is owned by uid {}, not by opendkim or root", st.uid))
+        Some(format!(
+            "'{path}' is owned by uid {}, not by opendkim or root",
+            st.uid
+        ))
     } else if st.mode & 0o007 != 0 {
-        Some(format!("'{path}' (mode {:04o}) can be read or written by other users", st.mode))
+        Some(format!(
+            "'{path}' (mode {:04o}) can be read or written by other users",
+            st.mode
+        ))
     } else if st.mode & 0o060 != 0 && shared_group(&st) {
         Some(format!(
             "'{path}' (mode {:04o}) is readable by its group, which has members other than opendkim",
             st.mode
         ))
-    } else if !(st.uid == ids.uid && st.mode & 0o400 != 0)
-        && !(st.gid == ids.gid && st.mode & 0o040 != 0)
-    {
-        Some(format!("opendkim cannot read '{path}' (owner uid {}, mode {:04o})", st.uid, st.mode))
+    } else if !readable_by(&st, ids, 0o400, 0o040) {
+        Some(format!(
+            "opendkim cannot read '{path}' (owner uid {}, mode {:04o})",
+            st.uid, st.mode
+        ))
     } else {
         None
     })
@@ -76,7 +99,9 @@ pub fn ancestor_problem(
             s => s,
         };
         dir = d.parent();
-        let Some(st) = root.stat(&shown)? else { continue };
+        let Some(st) = root.stat(&shown)? else {
+            continue;
+        };
         if skip(&shown) {
             continue;
         }
@@ -90,10 +115,7 @@ pub fn ancestor_problem(
             "its group can write to it".to_string()
         } else if st.uid != 0 && st.uid != ids.uid {
             format!("it is owned by uid {}", st.uid)
-        } else if !(st.uid == ids.uid && st.mode & 0o100 != 0)
-            && !(st.gid == ids.gid && st.mode & 0o010 != 0)
-            && st.mode & 0o001 == 0
-        {
+        } else if !readable_by(&st, ids, 0o100, 0o010) && st.mode & 0o001 == 0 {
             "opendkim cannot enter it".to_string()
         } else {
             continue;

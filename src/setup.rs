@@ -173,7 +173,6 @@ struct Planner<'a> {
     warnings: Vec<String>,
 }
 
-
 /// What the plan decided for opendkim.conf.
 struct ConfPlan {
     old_socket: Option<String>,
