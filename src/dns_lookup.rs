@@ -164,9 +164,9 @@ pub fn lookup_txt(server: &Server, name: &str, timeout: Duration) -> Result<Answ
 fn resolver_config(server: &Server, timeout: Duration) -> Result<(ResolverConfig, ResolverOpts)> {
     let (config, mut options) = match server {
         Server::System => hickory_resolver::system_conf::read_system_conf().map_err(|e| {
-            bad_hint(
-                format!("cannot read the system resolver configuration '/etc/resolv.conf': {e}"),
-                "give the server to ask with --nameserver IP[:PORT]",
+            anyhow!(
+                "cannot read the system resolver configuration '/etc/resolv.conf': {e}; give \
+                 the server to ask with --nameserver IP[:PORT]"
             )
         })?,
         Server::At(addr) => {
@@ -182,9 +182,9 @@ fn resolver_config(server: &Server, timeout: Duration) -> Result<(ResolverConfig
         }
     };
     if config.name_servers().is_empty() {
-        return Err(bad_hint(
-            "the system resolver configuration '/etc/resolv.conf' names no nameserver",
-            "give the server to ask with --nameserver IP[:PORT]",
+        return Err(anyhow!(
+            "the system resolver configuration '/etc/resolv.conf' names no nameserver; give the \
+             server to ask with --nameserver IP[:PORT]"
         ));
     }
     options.timeout = timeout;
@@ -604,11 +604,13 @@ fn check_key(
             format!("publish only the base64, without the '-----BEGIN/END' lines: {republish}"),
         ));
     } else if p.chars().any(char::is_whitespace) {
+        // Field case B13: verifiers and providers disagree on whitespace in
+        // the base64, and it usually means the value was pasted wrongly.
         out.push(Finding::new(
-            Severity::Warn,
+            Severity::Fail,
             format!(
-                "whitespace inside p= at {at}: the RFC allows it, but many DNS providers' forms \
-                 mangle it"
+                "whitespace inside p= at {at}: the RFC allows it, but verifiers and DNS \
+                 providers' forms often break on it"
             ),
             format!("publish the key without spaces or line breaks: {republish}"),
         ));
@@ -909,7 +911,7 @@ mod tests {
         only(&findings, Severity::Fail, "PEM armour inside p=");
         let spaced = format!("v=DKIM1; k=rsa; p={} {}", &k[..100], &k[100..]);
         let findings = analyse(&served(&[&[&spaced]]), &expected());
-        only(&findings, Severity::Warn, "whitespace inside p=");
+        only(&findings, Severity::Fail, "whitespace inside p=");
     }
 
     #[test]

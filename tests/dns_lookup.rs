@@ -10,7 +10,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::{CNAME, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,14 +28,14 @@ struct Zone {
     cname_only: bool,
     servfail: bool,
     silent: bool,
+    /// Over UDP, answer only the header with TC set when the answer is
+    /// longer than this, as a server without EDNS does; TCP answers in full.
+    udp_limit: Option<usize>,
 }
 
 impl Zone {
-    fn txt(mut self, name: &str, records: &[&[&str]]) -> Self {
-        let records = records
-            .iter()
-            .map(|r| r.iter().map(|s| s.to_string()).collect())
-            .collect();
+    /// TXT records at `name`, each given as its character-strings.
+    fn txt(mut self, name: &str, records: Vec<Vec<String>>) -> Self {
         self.txt.insert(name.to_string(), records);
         self
     }
@@ -95,11 +96,19 @@ fn fqdn(name: &str) -> Name {
     Name::from_ascii(format!("{name}.")).unwrap()
 }
 
-/// Start a nameserver for `zone` on a free UDP port; it lives as long as
-/// the test process.
+/// Start a nameserver for `zone` on a free port, UDP and TCP; it lives as
+/// long as the test process.
 fn serve(zone: Zone) -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
+    let listener = TcpListener::bind(addr).unwrap();
+    let tcp_zone = zone.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let zone = tcp_zone.clone();
+            std::thread::spawn(move || serve_tcp(&zone, stream));
+        }
+    });
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         loop {
@@ -112,11 +121,40 @@ fn serve(zone: Zone) -> SocketAddr {
             let Ok(query) = Message::from_vec(&buf[..len]) else {
                 continue;
             };
-            let bytes = zone.respond(&query).to_vec().unwrap();
+            let mut response = zone.respond(&query);
+            let mut bytes = response.to_vec().unwrap();
+            if zone.udp_limit.is_some_and(|limit| bytes.len() > limit) {
+                response.answers.clear();
+                response.metadata.truncation = true;
+                bytes = response.to_vec().unwrap();
+            }
             let _ = socket.send_to(&bytes, peer);
         }
     });
     addr
+}
+
+/// DNS over TCP: each message preceded by its length in two bytes.
+fn serve_tcp(zone: &Zone, mut stream: TcpStream) {
+    loop {
+        let mut len = [0u8; 2];
+        if stream.read_exact(&mut len).is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if stream.read_exact(&mut buf).is_err() {
+            return;
+        }
+        let Ok(query) = Message::from_vec(&buf) else {
+            return;
+        };
+        let bytes = zone.respond(&query).to_vec().unwrap();
+        let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        if stream.write_all(&framed).is_err() {
+            return;
+        }
+    }
 }
 
 /// The record `dkim-setup dns` would publish for a 2048-bit key.
@@ -131,9 +169,14 @@ fn other_key() -> &'static str {
     RECORD.get_or_init(|| keys::generate(2048).unwrap().record)
 }
 
-/// The value as a zone file holds it: strings of at most 255 bytes.
+/// A record holding `value` as a zone file does: strings of at most 255 bytes.
 fn strings(value: &str) -> Vec<String> {
     keys::split_strings(value)
+}
+
+/// A record made of exactly these strings.
+fn raw(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
 }
 
 fn ask(zone: Zone) -> Answer {
@@ -158,8 +201,7 @@ fn has(findings: &[Finding], severity: Severity, text: &str) -> bool {
 fn the_right_record_passes() {
     let parts = strings(expected());
     assert_eq!(parts.len(), 2);
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let answer = ask(Zone::default().txt(NAME, &[&refs]));
+    let answer = ask(Zone::default().txt(NAME, vec![parts.clone()]));
     assert_eq!(answer.name, NAME);
     assert!(answer.cnames.is_empty());
     assert_eq!(answer.txt, vec![parts.clone()]);
@@ -175,9 +217,8 @@ fn the_right_record_passes() {
 
 #[test]
 fn another_key_does_not_match() {
-    let parts = strings(other_key());
-    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let findings = analyse(&ask(Zone::default().txt(NAME, &[&refs])), expected());
+    let zone = Zone::default().txt(NAME, vec![strings(other_key())]);
+    let findings = analyse(&ask(zone), expected());
     assert_eq!(
         failures(&findings),
         [format!(
@@ -189,7 +230,7 @@ fn another_key_does_not_match() {
 #[test]
 fn a_record_cut_at_255_characters_is_truncation() {
     let findings = analyse(
-        &ask(Zone::default().txt(NAME, &[&[&expected()[..255]]])),
+        &ask(Zone::default().txt(NAME, vec![raw(&[&expected()[..255]])])),
         expected(),
     );
     let fails = failures(&findings);
@@ -199,7 +240,7 @@ fn a_record_cut_at_255_characters_is_truncation() {
 
 #[test]
 fn two_records_fail() {
-    let answer = ask(Zone::default().txt(NAME, &[&[other_key()], &[expected()]]));
+    let answer = ask(Zone::default().txt(NAME, vec![strings(other_key()), strings(expected())]));
     assert_eq!(answer.txt.len(), 2);
     let findings = analyse(&answer, expected());
     let fails = failures(&findings);
@@ -212,7 +253,7 @@ fn two_records_fail() {
 fn a_value_split_into_two_records_is_named() {
     let (head, tail) = expected().split_at(200);
     let findings = analyse(
-        &ask(Zone::default().txt(NAME, &[&[head], &[tail]])),
+        &ask(Zone::default().txt(NAME, vec![raw(&[head]), strings(tail)])),
         expected(),
     );
     let fails = failures(&findings);
@@ -226,13 +267,7 @@ fn pasted_quotes_fail() {
     let (head, tail) = expected().split_at(16);
     let pasted = format!("\"{head}\" \"{tail}\"");
     let findings = analyse(
-        &ask(Zone::default().txt(
-            NAME,
-            &[&strings(&pasted)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()],
-        )),
+        &ask(Zone::default().txt(NAME, vec![strings(&pasted)])),
         expected(),
     );
     let fails = failures(&findings);
@@ -246,7 +281,7 @@ fn a_cname_to_the_right_record_is_followed() {
     for cname_only in [false, true] {
         let mut zone = Zone::default()
             .cname(NAME, target)
-            .txt(target, &[&[expected()]]);
+            .txt(target, vec![strings(expected())]);
         zone.cname_only = cname_only;
         let answer = ask(zone);
         assert_eq!(answer.cnames, [target], "cname_only {cname_only}");
@@ -281,7 +316,7 @@ fn a_cname_to_nothing_names_the_target() {
 
 #[test]
 fn a_missing_record_fails() {
-    let answer = ask(Zone::default().txt("other._domainkey.example.test", &[&["x"]]));
+    let answer = ask(Zone::default().txt("other._domainkey.example.test", vec![raw(&["x"])]));
     assert!(answer.txt.is_empty());
     let findings = analyse(&answer, expected());
     assert_eq!(failures(&findings), [format!("no TXT record at {NAME}")]);
@@ -291,9 +326,21 @@ fn a_missing_record_fails() {
 #[test]
 fn testing_mode_warns() {
     let value = expected().replace("k=rsa;", "k=rsa; t=y;");
-    let findings = analyse(&ask(Zone::default().txt(NAME, &[&[&value]])), expected());
+    let findings = analyse(
+        &ask(Zone::default().txt(NAME, vec![strings(&value)])),
+        expected(),
+    );
     assert!(passed(&findings), "{findings:#?}");
     assert!(has(&findings, Severity::Warn, "testing mode (t=y)"));
+}
+
+#[test]
+fn a_truncated_udp_answer_is_asked_again_over_tcp() {
+    let mut zone = Zone::default().txt(NAME, vec![strings(expected())]);
+    zone.udp_limit = Some(300);
+    let answer = ask(zone);
+    assert_eq!(answer.txt, vec![strings(expected())]);
+    assert!(passed(&analyse(&answer, expected())));
 }
 
 #[test]
@@ -319,6 +366,7 @@ fn silence_is_a_timeout_naming_server_and_name() {
     let err = lookup_txt(&Server::At(addr), NAME, Duration::from_millis(400)).unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     let text = err.to_string();
+    assert!(text.contains("did not answer"), "{text}");
     assert!(text.contains(&format!("'{addr}'")), "{text}");
     assert!(text.contains(&format!("'{NAME}'")), "{text}");
 }
