@@ -329,7 +329,13 @@ fn report(global: &Global, run: &Run, plan: &Plan, error: Option<&anyhow::Error>
     println!(
         "\nDNS changes can take from minutes up to the record's TTL (often an hour) to be seen."
     );
-    for r in &plan.dns_records {
-        println!("Check what DNS serves with: dig +short TXT {}", r.name);
-    }
+    let domains: Vec<String> = answers
+        .domains
+        .iter()
+        .map(|d| format!("--domain {d}"))
+        .collect();
+    println!(
+        "Once it is published, prove signing and DNS with:\n\n  dkim-setup check {}",
+        domains.join(" ")
+    );
 }

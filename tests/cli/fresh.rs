@@ -185,7 +185,7 @@ fn fresh_run_prints_the_record_and_how_to_check_it() {
     assert!(out.stdout.contains(&value), "{}", out.stdout);
     assert!(
         out.stdout
-            .contains("dig +short TXT key._domainkey.example.test"),
+            .contains("dkim-setup check --domain example.test"),
         "{}",
         out.stdout
     );
