@@ -908,9 +908,9 @@ fn print(global: &Global, report: &Report) {
             .force_styling(true)
             .to_string()
         };
-        println!("{shown} {:<22} {}", c.id, c.message);
+        println!("{shown} {:<24} {}", c.id, c.message);
         if !c.fix.is_empty() && matches!(c.status, Status::Fail | Status::Warn) {
-            println!("     {:<22} fix: {}", "", c.fix);
+            println!("     {:<24} fix: {}", "", c.fix);
         }
     }
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
