@@ -268,14 +268,7 @@ impl<'a> Applier<'a> {
                     Purpose::Change => {
                         self.progress.step("running", &argv.join(" "));
                         services::run_checked(self.ctx.runner, argv)?;
-                        if let Some(i) = argv.iter().position(|a| a == "-G") {
-                            let mut undo: Vec<String> = vec!["gpasswd".into()];
-                            if let Some(r) = argv.iter().position(|a| a == "--root") {
-                                undo.extend(["--root".into(), argv[r + 1].clone()]);
-                            }
-                            undo.extend(["-d".into(), argv[i + 2].clone(), argv[i + 1].clone()]);
-                            self.undo.push(Undo::Command { argv: undo });
-                        } else if let Some(undo) = crate::selinux::undo(argv) {
+                        if let Some(undo) = undo_of(argv) {
                             self.undo.push(Undo::Command { argv: undo });
                         }
                         Ok(())
@@ -600,6 +593,25 @@ impl<'a> Applier<'a> {
     }
 }
 
+/// The command that takes back a changing command: `usermod -a -G GROUP
+/// USER` is undone by `gpasswd -d USER GROUP`, `semanage port -a` by
+/// `semanage port -d`.
+fn undo_of(argv: &[String]) -> Option<Vec<String>> {
+    if let Some(i) = argv.iter().position(|a| a == "-G") {
+        let mut undo: Vec<String> = vec!["gpasswd".into()];
+        if let Some(r) = argv.iter().position(|a| a == "--root") {
+            undo.extend(["--root".into(), argv.get(r + 1)?.clone()]);
+        }
+        undo.extend([
+            "-d".into(),
+            argv.get(i + 2)?.clone(),
+            argv.get(i + 1)?.clone(),
+        ]);
+        return Some(undo);
+    }
+    crate::selinux::undo(argv)
+}
+
 fn mark_failed(step: &mut Step) {
     match step {
         Step::Command { status, .. } | Step::Service { status, .. } => *status = Status::Failed,
@@ -672,6 +684,23 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_are_undone_by_their_opposite() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            undo_of(&words(&[
+                "usermod", "--root", "/t", "-a", "-G", "opendkim", "postfix"
+            ])),
+            Some(words(&[
+                "gpasswd", "--root", "/t", "-d", "postfix", "opendkim"
+            ]))
+        );
+        assert_eq!(
+            undo_of(&words(&["restorecon", "-R", "/etc/opendkim"])),
+            None
+        );
+    }
 
     #[test]
     fn civil_dates() {
