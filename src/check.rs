@@ -234,7 +234,10 @@ fn check_conf(
             keys: Vec::new(),
         }));
     };
-    let kt_path = kt.trim_start_matches("file:").to_string();
+    let kt_path = kt
+        .trim_start_matches("refile:")
+        .trim_start_matches("file:")
+        .to_string();
     let st_path = st
         .trim_start_matches("refile:")
         .trim_start_matches("file:")
