@@ -436,10 +436,10 @@ fn check_tables(
         report.pass(
             "tables.consistent",
             st_path,
-            format!(
-                "{} SigningTable entries, each naming a KeyTable key",
-                signing.len()
-            ),
+            match signing.len() {
+                1 => "the SigningTable entry names a KeyTable key".to_string(),
+                n => format!("{n} SigningTable entries, each naming a KeyTable key"),
+            },
         );
     } else {
         report.fail(
