@@ -1,14 +1,16 @@
 //! Applying a plan: the only code that writes to the machine.
 //!
-//! Before each change the old state is recorded (and a modified file is
-//! copied under `/var/backups/dkim-setup/STAMP/`), so that any failure
-//! (a write, a check of the new configuration, a service that does not come
-//! up) restores every file, removes what was created, and brings the old
-//! configuration back up. Files are written to a temporary name beside the
+//! Before each change the way to undo it is written to the run's journal on
+//! disk ([`crate::journal`]), and a modified file is also copied under
+//! `/var/backups/dkim-setup/STAMP/` for the administrator, so that any
+//! failure (a write, a check of the new configuration, a service that does
+//! not come up, or the process being killed) can restore every file, remove
+//! what was created, and bring the old configuration back up. Files are written to a temporary name beside the
 //! target and renamed into place; keys are created 0600 and owned by the
 //! opendkim user before a single byte of them is written, and a key file is
 //! never overwritten.
 
+use crate::journal::{self, Journal, Outcome, Record, sha256};
 use crate::keys;
 use crate::plan::{DnsRecord, Owner, Plan, Purpose, ServiceAction, Status, Step};
 use crate::services::{self, Init};
@@ -19,33 +21,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-
-/// How to take back one change.
-#[derive(Debug)]
-enum Undo {
-    Restore {
-        path: String,
-        bytes: Vec<u8>,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    },
-    Remove {
-        path: String,
-    },
-    RemoveDir {
-        path: String,
-    },
-    Attrs {
-        path: String,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    },
-    Command {
-        argv: Vec<String>,
-    },
-}
 
 /// Status lines for the user, printed as the run goes.
 pub trait Progress {
@@ -68,19 +43,34 @@ pub struct Applier<'a> {
     ctx: &'a Ctx<'a>,
     progress: &'a dyn Progress,
     backup_dir: String,
-    undo: Vec<Undo>,
+    journal: Journal,
     euid_root: bool,
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(ctx: &'a Ctx<'a>, progress: &'a dyn Progress) -> Self {
+    pub fn new(ctx: &'a Ctx<'a>, progress: &'a dyn Progress, command: &str) -> Self {
+        let run = timestamp();
+        let mut running = Vec::new();
+        if ctx.services_live() {
+            if !services::opendkim_pids().is_empty() {
+                running.push("opendkim".to_string());
+            }
+            if services::postfix_running() {
+                running.push("postfix".to_string());
+            }
+        }
         Applier {
             ctx,
             progress,
-            backup_dir: format!("/var/backups/dkim-setup/{}", timestamp()),
-            undo: Vec::new(),
+            backup_dir: format!("/var/backups/dkim-setup/{run}"),
+            journal: Journal::new(&ctx.root, &run, command, running),
             euid_root: nix::unistd::geteuid().is_root(),
         }
+    }
+
+    /// The id of this run's journal, once it changed something.
+    pub fn run_id(&self) -> Option<&str> {
+        self.journal.started().then(|| self.journal.run())
     }
 
     /// Run one command step now (the package install, before planning files).
@@ -131,7 +121,10 @@ impl<'a> Applier<'a> {
                 failure = Some((i, anyhow!("interrupted (Ctrl-C)")));
                 break;
             }
-            let result = self.apply_step(&plan.steps[i], init, socket, &mut records);
+            let result = self
+                .journal
+                .between_steps()
+                .and_then(|()| self.apply_step(&plan.steps[i], init, socket, &mut records));
             match result {
                 Ok(()) => self.progress.done(),
                 Err(e) => {
@@ -144,7 +137,10 @@ impl<'a> Applier<'a> {
         }
         if let Some((i, err)) = failure {
             self.progress.step("restoring", "everything changed so far");
-            let restored = self.restore();
+            let (restored, kept) = self.restore();
+            if let Err(e) = self.journal.end(Outcome::RolledBack, kept) {
+                tracing::warn!("cannot close the journal: {e:#}");
+            }
             self.progress.done();
             if opendkim_was_running || plan.steps.iter().any(|s| matches!(s, Step::Service { .. }))
             {
@@ -157,6 +153,7 @@ impl<'a> Applier<'a> {
             return Err(anyhow!("{err:#}\n{restored}{before}"));
         }
         plan.dns_records = records;
+        self.journal.end(Outcome::Complete, Vec::new())?;
         Ok(())
     }
 
@@ -202,6 +199,7 @@ impl<'a> Applier<'a> {
                 }
                 self.progress
                     .step(if old.is_some() { "editing" } else { "writing" }, path);
+                self.still_as_planned(path, old.as_deref())?;
                 self.write_file(path, new, *mode, owner.as_ref())
             }
             Step::Dir {
@@ -267,11 +265,11 @@ impl<'a> Applier<'a> {
                     Purpose::Install => Ok(()),
                     Purpose::Change => {
                         self.progress.step("running", &argv.join(" "));
-                        services::run_checked(self.ctx.runner, argv)?;
-                        if let Some(undo) = undo_of(argv) {
-                            self.undo.push(Undo::Command { argv: undo });
-                        }
-                        Ok(())
+                        self.journal.record(Record::Command {
+                            argv: argv.clone(),
+                            undo: undo_of(argv).unwrap_or_default(),
+                        })?;
+                        services::run_checked(self.ctx.runner, argv)
                     }
                     Purpose::Check => {
                         self.progress.step("checking", &argv.join(" "));
@@ -310,6 +308,11 @@ impl<'a> Applier<'a> {
                     ServiceAction::Reload => "reloading",
                 };
                 self.progress.step(verb, name);
+                self.journal.record(Record::Service {
+                    name: name.clone(),
+                    action: format!("{action:?}").to_lowercase(),
+                    argv: argv.clone(),
+                })?;
                 let (runner, root) = (self.ctx.runner, &self.ctx.root);
                 services::perform(runner, root, init, name, *action, argv, socket)
             }
@@ -354,6 +357,20 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
+    /// A file is written only while it is what the plan was computed from:
+    /// an edit by hand, or another run, since the plan stops the run.
+    fn still_as_planned(&self, path: &str, old: Option<&str>) -> Result<()> {
+        let now = fs::read(self.ctx.root.path(path)).ok();
+        if now.as_deref() == old.map(str::as_bytes) {
+            return Ok(());
+        }
+        bail!(
+            "'{path}' changed while this run was being planned (edited by hand, or by another \
+             run); nothing of it was overwritten\nhint: run dkim-setup again to plan against \
+             the file as it is now"
+        )
+    }
+
     fn write_file(
         &mut self,
         path: &str,
@@ -366,37 +383,42 @@ impl<'a> Applier<'a> {
             Ok(meta) => {
                 let bytes = fs::read(&real).with_context(|| format!("cannot read '{path}'"))?;
                 self.backup(path, &bytes)?;
-                self.undo.push(Undo::Restore {
+                let before = self.journal.save_before(path, &bytes)?;
+                self.journal.record(Record::Modify {
                     path: path.to_string(),
-                    bytes,
+                    before,
                     mode: meta.mode() & 0o7777,
                     uid: meta.uid(),
                     gid: meta.gid(),
-                });
+                    old_sha: sha256(&bytes),
+                    new_sha: sha256(text.as_bytes()),
+                })?;
                 (meta.mode() & 0o7777, meta.uid(), meta.gid())
             }
             Err(_) => {
-                self.undo.push(Undo::Remove {
-                    path: path.to_string(),
-                });
                 let (uid, gid) = match owner {
                     Some(o) => self.ids(o)?,
                     None => (0, 0),
                 };
+                self.journal.record(Record::Create {
+                    path: path.to_string(),
+                    new_sha: sha256(text.as_bytes()),
+                    tmp: Some(tmp_target(path)),
+                })?;
                 (mode, uid, gid)
             }
         };
-        write_atomic(&real, text.as_bytes(), mode, |p| self.chown(p, uid, gid))
+        journal::write_atomic(&real, text.as_bytes(), mode, Some((uid, gid)))
             .with_context(|| format!("cannot write '{path}'"))
     }
 
     fn create_dir(&mut self, path: &str, mode: u32, owner: &Owner) -> Result<()> {
         let (uid, gid) = self.ids(owner)?;
         let real = self.ctx.root.path(path);
-        fs::create_dir(&real).with_context(|| format!("cannot create the directory '{path}'"))?;
-        self.undo.push(Undo::RemoveDir {
+        self.journal.record(Record::Mkdir {
             path: path.to_string(),
-        });
+        })?;
+        fs::create_dir(&real).with_context(|| format!("cannot create the directory '{path}'"))?;
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))?;
         self.chown(&real, uid, gid)
     }
@@ -405,12 +427,20 @@ impl<'a> Applier<'a> {
         let (uid, gid) = self.ids(owner)?;
         let real = self.ctx.root.path(path);
         let meta = fs::symlink_metadata(&real).with_context(|| format!("cannot stat '{path}'"))?;
-        self.undo.push(Undo::Attrs {
+        let (new_uid, new_gid) = if self.euid_root {
+            (uid, gid)
+        } else {
+            (meta.uid(), meta.gid())
+        };
+        self.journal.record(Record::Attrs {
             path: path.to_string(),
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
-        });
+            new_mode: mode,
+            new_uid,
+            new_gid,
+        })?;
         self.chown(&real, uid, gid)?;
         fs::set_permissions(&real, fs::Permissions::from_mode(mode))
             .with_context(|| format!("cannot change the mode of '{path}'"))
@@ -430,10 +460,12 @@ impl<'a> Applier<'a> {
             bail!("refusing to overwrite the existing key '{path}'");
         }
         let key = keys::generate(bits)?;
-        let tmp = real.with_file_name(format!(
-            ".{selector}.private.dkim-setup-{}",
-            std::process::id()
-        ));
+        let tmp = journal::tmp_name(&real);
+        self.journal.record(Record::Create {
+            path: path.to_string(),
+            new_sha: sha256(key.pem.as_bytes()),
+            tmp: Some(tmp_target(path)),
+        })?;
         let write = || -> Result<()> {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -447,12 +479,10 @@ impl<'a> Applier<'a> {
             fs::hard_link(&tmp, &real)?;
             Ok(())
         };
+        let _ = fs::remove_file(&tmp);
         let result = write();
         let _ = fs::remove_file(&tmp);
         result.with_context(|| format!("cannot write the key '{path}'"))?;
-        self.undo.push(Undo::Remove {
-            path: path.to_string(),
-        });
 
         let txt = path
             .strip_suffix(".private")
@@ -472,75 +502,35 @@ impl<'a> Applier<'a> {
         Ok(key.record)
     }
 
-    /// Undo every recorded change, newest first; returns what was restored.
-    fn restore(&mut self) -> String {
-        let mut restored = Vec::new();
-        let mut removed = Vec::new();
-        let mut failed: Vec<String> = Vec::new();
-        while let Some(undo) = self.undo.pop() {
-            let result: Result<()> = (|| {
-                match &undo {
-                    Undo::Restore {
-                        path,
-                        bytes,
-                        mode,
-                        uid,
-                        gid,
-                    } => {
-                        let real = self.ctx.root.path(path);
-                        write_atomic(&real, bytes, *mode, |p| self.chown(p, *uid, *gid))?;
-                        restored.push(path.clone());
-                    }
-                    Undo::Remove { path } => {
-                        fs::remove_file(self.ctx.root.path(path))?;
-                        removed.push(path.clone());
-                    }
-                    Undo::RemoveDir { path } => {
-                        fs::remove_dir(self.ctx.root.path(path))?;
-                        removed.push(format!("{path}/"));
-                    }
-                    Undo::Attrs {
-                        path,
-                        mode,
-                        uid,
-                        gid,
-                    } => {
-                        let real = self.ctx.root.path(path);
-                        self.chown(&real, *uid, *gid)?;
-                        fs::set_permissions(&real, fs::Permissions::from_mode(*mode))?;
-                        restored.push(format!("{path} (owner and mode)"));
-                    }
-                    Undo::Command { argv } => {
-                        self.ctx.runner.run(argv)?;
-                        restored.push(format!("ran '{}'", argv.join(" ")));
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
-                tracing::warn!("could not undo {undo:?}: {e:#}");
-                failed.push(format!("{e:#}"));
-            }
-        }
-        let mut parts = Vec::new();
-        if !restored.is_empty() {
-            parts.push(format!("restored {}", restored.join(", ")));
-        }
-        if !removed.is_empty() {
-            parts.push(format!("removed {}", removed.join(", ")));
-        }
-        if !failed.is_empty() {
-            return format!(
-                "{}\ncould not undo: {}; the old files are in '{}'",
-                parts.join("; "),
-                failed.join("; "),
+    /// Undo every change of this run from its journal, newest first;
+    /// returns what was restored, for the user, and the paths left alone.
+    fn restore(&mut self) -> (String, Vec<String>) {
+        let runner = self.ctx.runner;
+        let mut run_undo = |argv: &[String]| services::run_checked(runner, argv);
+        let done = journal::undo(
+            &self.ctx.root,
+            &self.journal.dir(),
+            self.journal.records(),
+            true,
+            &mut run_undo,
+        );
+        if !done.failed.is_empty() {
+            let text = format!(
+                "{}\ncould not undo: {}; the old files are in '{}/before' and '{}'",
+                done.summary(),
+                done.failed.join("; "),
+                self.journal.dir(),
                 self.backup_dir
             );
+            return (text, done.kept);
         }
-        if parts.is_empty() {
-            return "nothing had been changed yet".to_string();
+        if done.is_empty() {
+            return ("nothing had been changed yet".to_string(), done.kept);
         }
-        format!("nothing was left half-done: {}", parts.join("; "))
+        (
+            format!("nothing was left half-done: {}", done.summary()),
+            done.kept,
+        )
     }
 
     /// After a failed service step, bring the old configuration back up.
@@ -619,35 +609,9 @@ fn mark_failed(step: &mut Step) {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory.
-fn write_atomic(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    chown: impl Fn(&Path) -> Result<()>,
-) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.dkim-setup-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        chown(&tmp)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
-        fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// The target path of the temporary name `path` is written under first.
+fn tmp_target(path: &str) -> String {
+    journal::tmp_name(Path::new(path)).display().to_string()
 }
 
 /// UTC time as `YYYYMMDDTHHMMSSZ`, with the process id for uniqueness.

@@ -43,6 +43,21 @@ pub enum Command {
     Dns(DnsArgs),
     /// Prove that an installed setup signs, and that DNS matches
     Check(CheckArgs),
+    /// Undo the last (or a named) run from its journal, byte for byte
+    Revert(RevertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The run to undo, as `revert --list` shows it [default: the last completed run]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// List the runs recorded on this system
+    #[arg(long, conflicts_with_all = ["run", "force"])]
+    pub list: bool,
+    /// Also put back files changed by hand (or by a later run) since that run
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,12 +16,14 @@ pub mod dns_lookup;
 pub mod edit;
 pub mod error;
 pub mod interrupt;
+pub mod journal;
 pub mod key_safety;
 pub mod keys;
 pub mod milter;
 pub mod packages;
 pub mod plan;
 pub mod progress;
+pub mod revert;
 pub mod selinux;
 pub mod services;
 pub mod setup;
@@ -37,6 +39,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Wizard(args) => wizard::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
+        Command::Revert(args) => revert::run(&cli.global, args),
         Command::Dns(args) => {
             let root = root_of(&cli.global)?;
             let distro = distro::detect(&root)?;

@@ -110,6 +110,21 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         dry_run: global.dry_run,
     };
     crate::interrupt::install();
+    // A run killed midway is undone first, under the lock, so that this run
+    // plans against the system as it was before that one.
+    let interrupted = crate::journal::runs(&ctx.root)?
+        .iter()
+        .any(|p| p.end.is_none());
+    let mut lock = None;
+    if interrupted && ctx.dry_run {
+        eprintln!(
+            "warning: an earlier run was interrupted; the next real run undoes it first, so \
+             this plan may differ from what that run does"
+        );
+    } else if interrupted {
+        lock = Some(crate::journal::lock(&ctx.root)?);
+        crate::revert::finish_interrupted(&ctx, profile)?;
+    }
 
     let mut asked = ask::Asked::default();
     if interactive {
@@ -177,7 +192,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         progress,
         notes_shown,
     };
-    execute(global, run, missing)
+    execute(global, run, missing, lock)
 }
 
 /// What one wizard run works with once the answers are known.
@@ -193,7 +208,12 @@ struct Run<'a> {
 
 /// Install what is missing, plan against the files now on disk, apply (or
 /// print the plan for a dry run), and report.
-fn execute(global: &Global, run: Run, mut missing: Vec<&'static str>) -> Result<u8> {
+fn execute(
+    global: &Global,
+    run: Run,
+    mut missing: Vec<&'static str>,
+    mut lock: Option<crate::journal::Lock>,
+) -> Result<u8> {
     let Run {
         ctx,
         distro,
@@ -201,9 +221,10 @@ fn execute(global: &Global, run: Run, mut missing: Vec<&'static str>) -> Result<
         progress,
         ..
     } = run;
-    let mut applier = Applier::new(ctx, progress);
+    let mut applier = Applier::new(ctx, progress, &command_line());
     let mut installed = Vec::new();
     if !missing.is_empty() && !ctx.dry_run {
+        lock.get_or_insert(crate::journal::lock(&ctx.root)?);
         for step in packages::install_steps(ctx, distro, &missing)? {
             if let Err(e) = applier.run_command(&step) {
                 if crate::interrupt::requested() {
@@ -225,16 +246,37 @@ fn execute(global: &Global, run: Run, mut missing: Vec<&'static str>) -> Result<
     plan.steps.splice(0..0, installed);
     if ctx.dry_run {
         plan.dns_records = known_records(ctx, &plan);
-        report(global, &run, &plan, None);
+        report(global, &run, &plan, None, None);
         return Ok(0);
     }
+    // Taken only now, so that input refused while planning leaves nothing
+    // behind; a plan made stale meanwhile by another run is caught by the
+    // applier, which writes a file only while it is as planned.
+    if plan.changed() && lock.is_none() {
+        lock = Some(crate::journal::lock(&ctx.root)?);
+    }
     let result = applier.apply(&mut plan, &answers.socket);
-    report(global, &run, &plan, result.as_ref().err());
+    drop(lock);
+    let run_id = applier.run_id().map(str::to_string);
+    report(
+        global,
+        &run,
+        &plan,
+        result.as_ref().err(),
+        run_id.as_deref(),
+    );
     match result {
         Ok(()) => Ok(0),
         Err(e) if global.json => Err(crate::error::Reported(e).into()),
         Err(e) => Err(e),
     }
+}
+
+/// The command line as typed, for the journal (flags only: no secrets are
+/// ever given on it).
+fn command_line() -> String {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    words.join(" ")
 }
 
 /// In a dry run, the records of keys that already exist.
@@ -262,9 +304,18 @@ fn known_records(ctx: &Ctx, plan: &Plan) -> Vec<crate::plan::DnsRecord> {
 
 /// The end of a run: the JSON document, or the notes and the DNS screen.
 /// Notes already shown on the plan screen are not repeated; warnings are.
-fn report(global: &Global, run: &Run, plan: &Plan, error: Option<&anyhow::Error>) {
+fn report(
+    global: &Global,
+    run: &Run,
+    plan: &Plan,
+    error: Option<&anyhow::Error>,
+    run_id: Option<&str>,
+) {
     if global.json {
         let mut doc = plan.to_json(global.dry_run);
+        if let Some(id) = run_id {
+            doc["run"] = serde_json::json!(id);
+        }
         if let Some(e) = error {
             doc["error"] = serde_json::json!(format!("{e:#}"));
         }
@@ -277,6 +328,11 @@ fn report(global: &Global, run: &Run, plan: &Plan, error: Option<&anyhow::Error>
     }
     for warning in &plan.warnings {
         eprintln!("warning: {warning}");
+    }
+    if let (Some(id), None) = (run_id, error)
+        && !global.quiet
+    {
+        eprintln!("note: this run is journaled as {id}; 'dkim-setup revert' undoes it");
     }
     if global.json {
         return;

@@ -216,10 +216,11 @@ impl Tree {
         snap
     }
 
-    /// The snapshot without the backups a run leaves under /var/backups.
+    /// The snapshot without what a run keeps for itself: the backups under
+    /// /var/backups, the journals under /var/lib/dkim-setup, the run lock.
     pub fn snapshot_without_backups(&self) -> Snapshot {
         let mut snap = self.snapshot();
-        snap.retain(|path, _| !path.starts_with("var/backups"));
+        snap.retain(|path, _| !kept_by_the_tool(path));
         snap
     }
 
@@ -341,6 +342,14 @@ fn walk(root: &Path, path: &Path, snap: &mut Snapshot) {
             walk(root, &entry.unwrap().path(), snap);
         }
     }
+}
+
+/// True for what a run keeps for itself (relative tree paths): backups,
+/// journals, the run lock.
+pub fn kept_by_the_tool(path: &str) -> bool {
+    path.starts_with("var/backups")
+        || path.starts_with("var/lib/dkim-setup")
+        || path.starts_with("run/lock")
 }
 
 /// Assert two snapshots are equal, naming the paths that differ.

@@ -1,0 +1,398 @@
+//! `dkim-setup revert`: take back a run from its journal, byte for byte.
+//!
+//! 1. Take the run lock, and finish undoing any run that was killed midway
+//!    (the same happens at the start of every `wizard` run).
+//! 2. Pick the run: the one named, or the newest run that completed.
+//! 3. Refuse, changing nothing, when a path the run changed has been changed
+//!    again since (by hand, or by a later run), naming each; `--force` puts
+//!    those back as they were before the run too.
+//! 4. Undo the run's records newest first: restore modified files with their
+//!    old bytes, mode and owner, remove the files and directories it created,
+//!    take back group memberships.
+//! 5. Bring the services back to how they were before the run: Postfix is
+//!    reloaded first, so that it no longer asks opendkim before opendkim
+//!    goes; opendkim is restarted on its old configuration when it ran
+//!    before, and stopped (and disabled, when the run enabled it) when the
+//!    run had started it.
+
+use crate::cli::{Global, RevertArgs};
+use crate::distro::{self, Profile};
+use crate::error::{BadInput, bad_hint};
+use crate::journal::{self, Outcome, Past, RUNS_DIR, Record, Undone};
+use crate::plan::ServiceAction;
+use crate::services::{self, Init};
+use crate::setup::Ctx;
+use crate::system::runner::{self, argv as words};
+use anyhow::{Result, anyhow, bail};
+use serde_json::json;
+use std::time::Duration;
+
+pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
+    let root = crate::root_of(global)?;
+    let distro = distro::detect(&root)?;
+    if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(bad_hint(
+            "dkim-setup must run as root to change this system",
+            "run it with sudo, or add --dry-run to only see what would be undone",
+        ));
+    }
+    let runner = runner::from_env();
+    let ctx = Ctx {
+        root,
+        runner: runner.as_ref(),
+        dry_run: global.dry_run,
+    };
+    let profile = distro.profile();
+
+    if args.list {
+        return list(global, &ctx);
+    }
+    let _lock = if ctx.dry_run {
+        None
+    } else {
+        Some(journal::lock(&ctx.root)?)
+    };
+    let recovered = if ctx.dry_run {
+        Vec::new()
+    } else {
+        finish_interrupted(&ctx, profile)?
+    };
+
+    let runs = journal::runs(&ctx.root)?;
+    let target = match &args.run {
+        Some(id) => match runs.iter().find(|p| &p.id == id) {
+            Some(p) => p.clone(),
+            None if recovered.iter().any(|r| r == id) => {
+                return done_already(global, id, "it was interrupted and has just been undone");
+            }
+            None => {
+                let known: Vec<&str> = runs.iter().map(|p| p.id.as_str()).collect();
+                return Err(BadInput::new(format!("no run '{id}' in '{RUNS_DIR}'"))
+                    .hint(if known.is_empty() {
+                        "no run of dkim-setup has changed this system".to_string()
+                    } else {
+                        format!("the runs are: {}", known.join(", "))
+                    })
+                    .into());
+            }
+        },
+        None => match runs.iter().rev().find(|p| p.end == Some(Outcome::Complete)) {
+            Some(p) => p.clone(),
+            None if !recovered.is_empty() => {
+                return done_already(
+                    global,
+                    &recovered.join(", "),
+                    "it was interrupted and has just been undone",
+                );
+            }
+            None => bail!(
+                "nothing to revert: no completed run of dkim-setup is recorded in '{RUNS_DIR}'"
+            ),
+        },
+    };
+    match target.end {
+        Some(Outcome::Complete) => {}
+        Some(Outcome::Reverted) => {
+            return done_already(global, &target.id, "it was reverted before");
+        }
+        _ => {
+            return done_already(
+                global,
+                &target.id,
+                &format!("it is {}: its changes were undone then", target.state()),
+            );
+        }
+    }
+
+    let changed = journal::changed_since(&ctx.root, &target.changes)?;
+    if !changed.is_empty() && !args.force {
+        let list = changed
+            .iter()
+            .map(|p| format!("'{p}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let err = anyhow!(
+            "{list} changed since run {}; nothing was reverted\nhint: look at the changes, \
+             then run 'dkim-setup revert {} --force' to put them back as they were before \
+             that run too",
+            target.id,
+            target.id
+        );
+        return fail(global, &target.id, err);
+    }
+
+    if ctx.dry_run {
+        return show_dry_run(global, &target);
+    }
+    let dir = format!("{RUNS_DIR}/{}", target.id);
+    let runner = ctx.runner;
+    let mut run_undo = |argv: &[String]| services::run_checked(runner, argv);
+    let undone = journal::undo(&ctx.root, &dir, &target.changes, args.force, &mut run_undo);
+    if !undone.failed.is_empty() {
+        let err = anyhow!(
+            "could not undo all of run {}: {}; {} so far; the old files are in '{dir}/before'",
+            target.id,
+            undone.failed.join("; "),
+            undone.summary()
+        );
+        return fail(global, &target.id, err);
+    }
+    journal::close(
+        &ctx.root,
+        &target.id,
+        Outcome::Reverted,
+        undone.kept.clone(),
+    )?;
+    let settled = settle_services(&ctx, profile, &target, &undone);
+
+    if global.json {
+        let doc = json!({
+            "changed": !undone.is_empty(),
+            "dry_run": false,
+            "run": target.id,
+            "restored": undone.restored,
+            "removed": undone.removed,
+            "commands": undone.commands,
+            "services": settled.done,
+            "warnings": settled.warnings,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    for warning in &settled.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !global.quiet {
+        eprintln!("reverted run {}: {}", target.id, undone.summary());
+        for line in &settled.done {
+            eprintln!("  {line}");
+        }
+    }
+    Ok(0)
+}
+
+fn done_already(global: &Global, id: &str, why: &str) -> Result<u8> {
+    if global.json {
+        let doc = json!({"changed": false, "dry_run": global.dry_run, "run": id, "note": why});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    eprintln!("nothing to revert for run {id}: {why}");
+    Ok(0)
+}
+
+fn fail(global: &Global, id: &str, err: anyhow::Error) -> Result<u8> {
+    if global.json {
+        let doc = json!({"changed": false, "dry_run": global.dry_run, "run": id,
+            "error": format!("{err:#}")});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Err(crate::error::Reported(err).into());
+    }
+    Err(err)
+}
+
+fn list(global: &Global, ctx: &Ctx) -> Result<u8> {
+    let runs = journal::runs(&ctx.root)?;
+    let infos: Vec<journal::RunInfo> = runs.iter().map(Past::info).collect();
+    if global.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "runs": infos })).unwrap_or_default()
+        );
+        return Ok(0);
+    }
+    if infos.is_empty() {
+        println!("No run of dkim-setup has changed this system.");
+        return Ok(0);
+    }
+    println!(
+        "{:<28} {:<20} {:<20} {:>7}  COMMAND",
+        "RUN", "STARTED (UTC)", "STATE", "CHANGES"
+    );
+    for info in infos {
+        println!(
+            "{:<28} {:<20} {:<20} {:>7}  {}",
+            info.id,
+            utc(info.started),
+            info.state,
+            info.changes,
+            info.command
+        );
+    }
+    Ok(0)
+}
+
+fn show_dry_run(global: &Global, past: &Past) -> Result<u8> {
+    let lines: Vec<String> = past
+        .changes
+        .iter()
+        .rev()
+        .filter_map(|r| match r {
+            Record::Modify { path, .. } => Some(format!("restore   {path}")),
+            Record::Create { path, .. } => Some(format!("remove    {path}")),
+            Record::Mkdir { path } => Some(format!("remove    {path}/")),
+            Record::Attrs { path, .. } => Some(format!("restore   {path} (owner and mode)")),
+            Record::Command { undo, .. } if !undo.is_empty() => {
+                Some(format!("run       {}", undo.join(" ")))
+            }
+            _ => None,
+        })
+        .collect();
+    if global.json {
+        let doc = json!({"changed": !lines.is_empty(), "dry_run": true, "run": past.id,
+            "steps": lines});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!(
+            "Revert of run {} (dry run, nothing was changed):\n",
+            past.id
+        );
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+/// Undo every run that was killed midway, telling the user; returns their
+/// ids. Called under the run lock by `wizard` and `revert`.
+pub fn finish_interrupted(ctx: &Ctx, profile: &Profile) -> Result<Vec<String>> {
+    let runner = ctx.runner;
+    let mut run_undo = |argv: &[String]| services::run_checked(runner, argv);
+    let recovered = journal::recover_interrupted(&ctx.root, &mut run_undo)?;
+    let mut ids = Vec::new();
+    for (past, undone) in recovered {
+        eprintln!(
+            "note: run {} was interrupted before it finished; its changes were undone first: {}",
+            past.id,
+            undone.summary()
+        );
+        for path in &undone.kept {
+            eprintln!(
+                "warning: '{path}' changed after run {} was interrupted; it was left as it is",
+                past.id
+            );
+        }
+        let settled = settle_services(ctx, profile, &past, &undone);
+        for warning in settled.warnings {
+            eprintln!("warning: {warning}");
+        }
+        ids.push(past.id);
+    }
+    Ok(ids)
+}
+
+/// What bringing the services back did.
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub done: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// After an undo, bring opendkim and Postfix back to how they were before
+/// the run (only the services the run acted on).
+pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undone) -> Settled {
+    let mut settled = Settled::default();
+    let acted: Vec<(&str, &[String])> = past
+        .changes
+        .iter()
+        .filter_map(|r| match r {
+            Record::Service { name, argv, .. } => Some((name.as_str(), argv.as_slice())),
+            _ => None,
+        })
+        .collect();
+    if acted.is_empty() {
+        return settled;
+    }
+    let opendkim = profile.opendkim_service;
+    let postfix = profile.postfix_service;
+    let enabled_by_run = acted
+        .iter()
+        .any(|(n, argv)| *n == opendkim && argv.iter().any(|a| a == "enable"));
+    let init = services::init_system(&ctx.root);
+
+    if !ctx.services_live() {
+        // An offline tree: only the enablement can be taken back.
+        if enabled_by_run {
+            let base = ctx.root.base().display().to_string();
+            let argv = words(&["systemctl", "--root", &base, "disable", opendkim]);
+            run_noting(ctx, &argv, &mut settled);
+        }
+        return settled;
+    }
+
+    let before = past.running_before();
+    let main_cf = format!("{}/main.cf", profile.postfix_dir);
+    if services::postfix_running() && undone.restored.iter().any(|p| p == &main_cf) {
+        let argv = services::argv(init, postfix, ServiceAction::Reload);
+        run_noting(ctx, &argv, &mut settled);
+    }
+    let running = !services::opendkim_pids().is_empty();
+    if before.iter().any(|s| s == "opendkim") {
+        let conf = ctx.root.read_opt(profile.opendkim_conf).ok().flatten();
+        let socket = conf
+            .as_deref()
+            .and_then(|t| crate::edit::opendkim_conf::get(t, "Socket"))
+            .and_then(|s| crate::validate::socket(&s).ok());
+        let action = if running {
+            ServiceAction::Restart
+        } else {
+            ServiceAction::Start
+        };
+        let argv = services::argv(init, opendkim, action);
+        match socket {
+            Some(socket) => {
+                match services::perform(
+                    ctx.runner, &ctx.root, init, opendkim, action, &argv, &socket,
+                ) {
+                    Ok(()) => settled.done.push(format!("ran '{}'", argv.join(" "))),
+                    Err(e) => settled.warnings.push(format!(
+                        "opendkim did not come back up on its old configuration: {e:#}"
+                    )),
+                }
+            }
+            None => run_noting(ctx, &argv, &mut settled),
+        }
+    } else if running {
+        let argv = match init {
+            Init::Systemd => words(&["systemctl", "stop", opendkim]),
+            Init::SysV => words(&["service", opendkim, "stop"]),
+        };
+        run_noting(ctx, &argv, &mut settled);
+        let start = std::time::Instant::now();
+        while !services::opendkim_pids().is_empty() && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !services::opendkim_pids().is_empty() && !ctx.runner.is_recording() {
+            settled.warnings.push(format!(
+                "opendkim did not stop within 20 seconds (pids {:?})",
+                services::opendkim_pids()
+            ));
+        }
+        if enabled_by_run {
+            let argv = match init {
+                Init::Systemd => words(&["systemctl", "disable", opendkim]),
+                Init::SysV => words(&["update-rc.d", opendkim, "disable"]),
+            };
+            run_noting(ctx, &argv, &mut settled);
+        }
+    }
+    settled
+}
+
+fn run_noting(ctx: &Ctx, argv: &[String], settled: &mut Settled) {
+    match services::run_checked(ctx.runner, argv) {
+        Ok(()) => settled.done.push(format!("ran '{}'", argv.join(" "))),
+        Err(e) => settled.warnings.push(format!("{e:#}")),
+    }
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS`.
+fn utc(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = crate::apply::civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
