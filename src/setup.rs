@@ -154,7 +154,8 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
 }
 
 /// Put the steps in the order that keeps mail flowing (stable otherwise):
-/// packages; everything opendkim reads; `opendkim -n`; opendkim's service
+/// packages; everything opendkim reads; its validation and `opendkim -n`;
+/// opendkim's service
 /// action and its probe; only then main.cf, which new Postfix processes read
 /// as soon as it is written, with its checks; last the Postfix reload. So
 /// Postfix is never pointed at an opendkim that is not up and answering.
@@ -177,6 +178,11 @@ fn order_for_zero_outage(steps: &mut [Step], profile: &Profile) {
                     5
                 }
             }
+            Step::Verify {
+                scope: crate::check::Scope::Opendkim,
+                ..
+            } => 2,
+            Step::Verify { .. } => 5,
             Step::Service { name, .. } if name == profile.opendkim_service => 3,
             Step::Service { .. } => 6,
             Step::File { path, .. } if postfix_path(path) => 4,
@@ -1055,6 +1061,20 @@ impl Planner<'_> {
             (&["postfix", "check"], "/usr/sbin/postfix"),
             (&["postconf", "-n"], "/usr/sbin/postconf"),
         ];
+        for scope in [crate::check::Scope::Opendkim, crate::check::Scope::Postfix] {
+            let (status, reason) = if !changed {
+                (Status::Skipped, Some("nothing changed".to_string()))
+            } else if self.ctx.dry_run {
+                (Status::Planned, None)
+            } else {
+                (Status::Done, None)
+            };
+            self.steps.push(Step::Verify {
+                scope,
+                status,
+                reason,
+            });
+        }
         for (words, binary) in checks {
             let (status, reason) = if !changed {
                 (Status::Skipped, Some("nothing changed".to_string()))

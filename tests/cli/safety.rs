@@ -378,3 +378,42 @@ fn opendkim_is_up_and_probed_before_postfix_is_pointed_at_it() {
         .collect();
     assert!(!verbs.contains("restart"), "{verbs:?}");
 }
+
+#[test]
+fn the_runs_own_validation_catches_what_opendkim_n_lets_through() {
+    // opendkim -n accepts a KeyTable naming a file that is no key at all
+    // (platform note P12); the run must not restart opendkim into it.
+    let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    tree.mkdir("etc/opendkim/keys/other.test", 0o755, 0, 0);
+    tree.write_mode("etc/opendkim/keys/other.test/k.private", "garbage\n", 0o600);
+    let key_table = tree.read("etc/opendkim/KeyTable")
+        + "k._domainkey.other.test other.test:k:/etc/opendkim/keys/other.test/k.private\n";
+    tree.write("etc/opendkim/KeyTable", &key_table);
+    let signing = tree.read("etc/opendkim/SigningTable") + "*@other.test k._domainkey.other.test\n";
+    tree.write("etc/opendkim/SigningTable", &signing);
+    let before = tree.snapshot_without_backups();
+    std::fs::remove_file(tree.record_path()).unwrap();
+
+    let out = tree.wizard(&["-d", "example.test", "-d", "second.test"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("the files as written would not work"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("/etc/opendkim/keys/other.test/k.private is not an RSA private key"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was left half-done"),
+        "{}",
+        out.stderr
+    );
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    // The validation ran first: no check command and no service was reached.
+    assert!(tree.recorded().is_empty(), "{:?}", tree.recorded());
+}
