@@ -417,3 +417,56 @@ fn the_runs_own_validation_catches_what_opendkim_n_lets_through() {
     // The validation ran first: no check command and no service was reached.
     assert!(tree.recorded().is_empty(), "{:?}", tree.recorded());
 }
+
+#[test]
+fn a_file_edited_while_the_run_applies_is_never_overwritten() {
+    let tree = Tree::debian12_with_checks();
+    let root = tree.root_str();
+    let before = tree.snapshot();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dkim-setup"))
+        .args([
+            "--root",
+            &root,
+            "wizard",
+            "-y",
+            "--no-install",
+            "--no-restart",
+        ])
+        .args(["-d", "example.test"])
+        .env("DKIM_SETUP_RECORD", tree.record_path())
+        .env("DKIM_SETUP_RECORD_DELAY_MS", "1500")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // While `opendkim -n` runs, main.cf (written after it) is edited by hand.
+    let start = std::time::Instant::now();
+    while !tree.recorded().iter().any(|a| a.iter().any(|w| w == "-n")) {
+        assert!(
+            start.elapsed().as_secs() < 30,
+            "the run never reached opendkim -n"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    tree.edit(
+        "etc/postfix/main.cf",
+        "smtpd_relay_restrictions",
+        "# by hand\nsmtpd_relay_restrictions",
+    );
+    let edited = tree.read("etc/postfix/main.cf");
+
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("'/etc/postfix/main.cf' changed while this run was being planned"),
+        "{stderr}"
+    );
+    assert_eq!(tree.read("etc/postfix/main.cf"), edited);
+    let mut now = tree.snapshot_without_backups();
+    let mut expected = before.clone();
+    now.remove("etc/postfix/main.cf");
+    expected.remove("etc/postfix/main.cf");
+    assert_same_tree(&expected, &now);
+}
