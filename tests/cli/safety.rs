@@ -423,7 +423,7 @@ fn a_file_edited_while_the_run_applies_is_never_overwritten() {
     let tree = Tree::debian12_with_checks();
     let root = tree.root_str();
     let before = tree.snapshot();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dkim-setup"))
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dkim-setup"))
         .args([
             "--root",
             &root,
