@@ -289,6 +289,10 @@ impl<'a> Applier<'a> {
                     }
                 }
             }
+            Step::Remove { path, why } => {
+                self.progress.step("removing", &format!("{path} ({why})"));
+                self.remove_file(path)
+            }
             Step::Verify {
                 scope,
                 status,
@@ -438,6 +442,22 @@ impl<'a> Applier<'a> {
         };
         journal::write_atomic(&real, text.as_bytes(), mode, Some((uid, gid)))
             .with_context(|| format!("cannot write '{path}'"))
+    }
+
+    fn remove_file(&mut self, path: &str) -> Result<()> {
+        let real = self.ctx.root.path(path);
+        let meta = fs::symlink_metadata(&real).with_context(|| format!("cannot stat '{path}'"))?;
+        let bytes = fs::read(&real).with_context(|| format!("cannot read '{path}'"))?;
+        let before = self.journal.save_before(path, &bytes)?;
+        self.journal.record(Record::Delete {
+            path: path.to_string(),
+            before,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            old_sha: sha256(&bytes),
+        })?;
+        fs::remove_file(&real).with_context(|| format!("cannot remove '{path}'"))
     }
 
     fn create_dir(&mut self, path: &str, mode: u32, owner: &Owner) -> Result<()> {

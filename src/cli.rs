@@ -45,6 +45,57 @@ pub enum Command {
     Check(CheckArgs),
     /// Undo the last (or a named) run from its journal, byte for byte
     Revert(RevertArgs),
+    /// Replace a domain's key without a signing gap: new key, activate, retire
+    Rotate(RotateArgs),
+    /// Per domain: selector, key, age, pending rotation, rotation due
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Domain to rotate (repeatable)
+    #[arg(short, long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Every configured domain
+    #[arg(long, conflicts_with = "domains")]
+    pub all: bool,
+    /// Selector of the new key [default: the other of key and key1]
+    #[arg(long, value_name = "NAME")]
+    pub new_selector: Option<String>,
+    /// Switch signing to the pending key, once DNS serves it
+    #[arg(long)]
+    pub activate: bool,
+    /// Remove the old key after the retention period
+    #[arg(long)]
+    pub retire: bool,
+    /// Retention period before --retire, in days after the activation [default: 7]
+    #[arg(long, value_name = "DAYS")]
+    pub after: Option<u64>,
+    /// Skip the DNS check of --activate, or the retention period of --retire
+    #[arg(long)]
+    pub force: bool,
+    /// Ask this DNS server (e.g. the zone's authoritative one) for --activate
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub nameserver: Option<String>,
+    /// RSA size of the new key [default: the current key's]
+    #[arg(long, value_name = "N")]
+    pub bits: Option<u32>,
+    /// Allow a 4096-bit key, whose DNS record many providers truncate
+    #[arg(long)]
+    pub allow_long_key: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Mark a key older than this as due for rotation
+    #[arg(long, value_name = "DAYS", default_value_t = 365)]
+    pub max_age: u64,
+    /// Exit 1 when a rotation is due (for cron and monitoring)
+    #[arg(long)]
+    pub fail_if_due: bool,
+    /// Ask this DNS server whether pending keys are published
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub nameserver: Option<String>,
 }
 
 #[derive(Debug, Args)]

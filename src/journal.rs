@@ -72,6 +72,15 @@ pub enum Record {
     },
     /// A directory is about to be created.
     Mkdir { path: String },
+    /// A file is about to be deleted; its bytes are in `before`.
+    Delete {
+        path: String,
+        before: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        old_sha: String,
+    },
     /// Owner and mode of an existing path are about to change.
     Attrs {
         path: String,
@@ -480,6 +489,11 @@ fn standing(root: &Root, record: &Record) -> Result<Standing> {
             Some(sha) if &sha == new_sha => Standing::AsLeft,
             Some(_) => Standing::Changed,
         },
+        Record::Delete { path, old_sha, .. } => match file_sha(root, path)? {
+            None => Standing::AsLeft,
+            Some(sha) if &sha == old_sha => Standing::AsBefore,
+            Some(_) => Standing::Changed,
+        },
         Record::Mkdir { path } => match fs::read_dir(root.path(path)) {
             Err(e) if e.kind() == ErrorKind::NotFound => Standing::AsBefore,
             Err(e) => return Err(e).with_context(|| format!("cannot read '{path}'")),
@@ -561,6 +575,7 @@ pub fn changed_since(root: &Root, changes: &[Record]) -> Result<Vec<String>> {
 fn record_path(record: &Record) -> Option<&str> {
     match record {
         Record::Modify { path, .. }
+        | Record::Delete { path, .. }
         | Record::Create { path, .. }
         | Record::Mkdir { path }
         | Record::Attrs { path, .. } => Some(path),
@@ -618,6 +633,14 @@ fn undo_one(
     }
     match record {
         Record::Modify {
+            path,
+            before,
+            mode,
+            uid,
+            gid,
+            ..
+        }
+        | Record::Delete {
             path,
             before,
             mode,

@@ -24,6 +24,7 @@ pub mod packages;
 pub mod plan;
 pub mod progress;
 pub mod revert;
+pub mod rotate;
 pub mod selinux;
 pub mod services;
 pub mod setup;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Wizard(args) => wizard::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Revert(args) => revert::run(&cli.global, args),
+        Command::Rotate(args) => rotate::run(&cli.global, args),
+        Command::Status(args) => rotate::status(&cli.global, args),
         Command::Dns(args) => {
             let root = root_of(&cli.global)?;
             let distro = distro::detect(&root)?;

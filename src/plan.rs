@@ -113,6 +113,8 @@ pub enum Step {
         status: Status,
         reason: Option<String>,
     },
+    /// Delete a file (a retired key); its bytes are kept in the journal.
+    Remove { path: String, why: String },
     /// The run's own validation of the files as written (what `check`
     /// reports, without services or DNS); failure restores everything.
     Verify {
@@ -129,7 +131,7 @@ impl Step {
             Step::File { action, .. } | Step::Dir { action, .. } | Step::Key { action, .. } => {
                 *action != Action::Unchanged
             }
-            Step::Attrs { .. } => true,
+            Step::Attrs { .. } | Step::Remove { .. } => true,
             Step::Command {
                 purpose, status, ..
             } => *purpose != Purpose::Check && *status != Status::Skipped,
@@ -177,6 +179,7 @@ impl Step {
                 let text = format!("{:<9} {name}", verb.as_str().unwrap_or(""));
                 with_reason(text, *status, reason)
             }
+            Step::Remove { path, why } => format!("remove    {path} ({why})"),
             Step::Verify {
                 scope,
                 status,
@@ -265,6 +268,9 @@ impl Step {
                     v["reason"] = json!(r);
                 }
                 v
+            }
+            Step::Remove { path, why } => {
+                json!({"kind": "remove", "path": path, "reason": why})
             }
             Step::Verify {
                 scope,

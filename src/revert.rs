@@ -228,6 +228,7 @@ fn show_dry_run(global: &Global, past: &Past) -> Result<u8> {
         .filter_map(|r| match r {
             Record::Modify { path, .. } => Some(format!("restore   {path}")),
             Record::Create { path, .. } => Some(format!("remove    {path}")),
+            Record::Delete { path, .. } => Some(format!("restore   {path} (deleted by the run)")),
             Record::Mkdir { path } => Some(format!("remove    {path}/")),
             Record::Attrs { path, .. } => Some(format!("restore   {path} (owner and mode)")),
             Record::Command { undo, .. } if !undo.is_empty() => {

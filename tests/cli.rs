@@ -29,6 +29,8 @@ mod refused;
 mod restore;
 #[path = "cli/rhel.rs"]
 mod rhel;
+#[path = "cli/rotate.rs"]
+mod rotate;
 #[path = "cli/safety.rs"]
 mod safety;
 #[path = "cli/services.rs"]

@@ -131,6 +131,24 @@ pub fn merge_signing_table(old: &str, entries: &[SigningEntry]) -> Result<Edited
     })
 }
 
+/// Removes the KeyTable entries named `names` (a retired key), keeping every
+/// other line, comment and the order.
+pub fn remove_key_entries(old: &str, names: &[String]) -> Result<Edited, LineError> {
+    let (lines, notes) = normalise(old);
+    let mut kept = Vec::new();
+    for (index, line) in lines.into_iter().enumerate() {
+        let named = parse_key_line(&line, index + 1)?
+            .is_some_and(|e| names.iter().any(|n| n.eq_ignore_ascii_case(&e.name)));
+        if !named {
+            kept.push(line);
+        }
+    }
+    Ok(Edited {
+        text: join_lines(&kept),
+        notes,
+    })
+}
+
 /// Adds each host that TrustedHosts lacks (compared case-insensitively), keeping the rest.
 pub fn merge_trusted_hosts(old: &str, hosts: &[String]) -> Edited {
     let (lines, notes) = normalise(old);
@@ -622,5 +640,20 @@ mod tests {
         assert_eq!(out.text, "127.0.0.1\n");
         assert!(out.notes.iter().any(|n| n.contains("CRLF")));
         assert!(out.notes.iter().any(|n| n.contains("trailing blanks")));
+    }
+
+    #[test]
+    fn a_retired_key_entry_is_removed_and_nothing_else() {
+        let old = "# keys\nkey._domainkey.a.test a.test:key:/k/a/key.private\n\
+                   key1._domainkey.a.test a.test:key1:/k/a/key1.private\n\
+                   key._domainkey.b.test b.test:key:/k/b/key.private\n";
+        let names = ["KEY._domainkey.a.test".to_string()];
+        let once = remove_key_entries(old, &names).unwrap().text;
+        assert_eq!(
+            once,
+            "# keys\nkey1._domainkey.a.test a.test:key1:/k/a/key1.private\n\
+             key._domainkey.b.test b.test:key:/k/b/key.private\n"
+        );
+        assert_eq!(remove_key_entries(&once, &names).unwrap().text, once);
     }
 }
