@@ -289,6 +289,34 @@ impl<'a> Applier<'a> {
                     }
                 }
             }
+            Step::Verify {
+                scope,
+                status,
+                reason,
+            } => {
+                let what = crate::plan::scope_text(*scope);
+                if *status == Status::Skipped {
+                    self.progress
+                        .skipped(what, reason.as_deref().unwrap_or("not needed"));
+                    return Ok(());
+                }
+                self.progress.step("verifying", what);
+                let profile = plan_profile(&self.ctx.root)?;
+                let problems = crate::check::written_problems(
+                    &self.ctx.root,
+                    profile,
+                    *scope,
+                    self.euid_root,
+                )?;
+                if !problems.is_empty() {
+                    bail!(
+                        "the files as written would not work (opendkim -n and postfix check do \
+                         not see this): {}",
+                        problems.join("; ")
+                    );
+                }
+                Ok(())
+            }
             Step::Service {
                 name,
                 action,
@@ -607,6 +635,11 @@ fn mark_failed(step: &mut Step) {
         Step::Command { status, .. } | Step::Service { status, .. } => *status = Status::Failed,
         _ => {}
     }
+}
+
+/// The profile of the tree being changed.
+fn plan_profile(root: &crate::system::Root) -> Result<&'static crate::distro::Profile> {
+    Ok(crate::distro::detect(root)?.profile())
 }
 
 /// The target path of the temporary name `path` is written under first.

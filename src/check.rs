@@ -145,6 +145,47 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
     Ok(if report.failed() { 1 } else { 0 })
 }
 
+/// What the self-check of a setup run looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// opendkim.conf, the tables and the keys: what opendkim reads, and
+    /// what `opendkim -n` does not check (platform note P12).
+    Opendkim,
+    /// Also Postfix's milter lists against opendkim's socket.
+    Postfix,
+}
+
+/// The failures `check` would report for the files as they are now, without
+/// services or DNS: the setup run's own validation of what it wrote.
+/// `ownership`: whether key owners count (not when the run could not chown,
+/// as a normal user on a test tree).
+pub fn written_problems(
+    root: &crate::system::Root,
+    profile: &Profile,
+    scope: Scope,
+    ownership: bool,
+) -> Result<Vec<String>> {
+    let mut report = Report::default();
+    if let Some(setup) = check_conf(root, profile, &mut report)? {
+        check_keys_with(root, profile, &setup.keys, ownership, &mut report)?;
+        if let (Scope::Postfix, Some(socket)) = (scope, &setup.socket) {
+            check_socket(root, profile, socket, &mut report)?;
+        }
+    }
+    Ok(report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| {
+            if c.fix.is_empty() {
+                c.message.clone()
+            } else {
+                format!("{} (fix: {})", c.message, c.fix)
+            }
+        })
+        .collect())
+}
+
 fn check_conf(
     root: &crate::system::Root,
     profile: &Profile,
@@ -466,6 +507,16 @@ fn check_keys(
     keys: &[tables::KeyEntry],
     report: &mut Report,
 ) -> Result<Vec<(tables::KeyEntry, Option<String>)>> {
+    check_keys_with(root, profile, keys, true, report)
+}
+
+fn check_keys_with(
+    root: &crate::system::Root,
+    profile: &Profile,
+    keys: &[tables::KeyEntry],
+    ownership: bool,
+    report: &mut Report,
+) -> Result<Vec<(tables::KeyEntry, Option<String>)>> {
     let ids = match (root.user(profile.user)?, root.group(profile.group)?) {
         (Some(u), Some(g)) => Some(Ids {
             uid: u.uid,
@@ -500,7 +551,13 @@ fn check_keys(
                 None
             }
         };
-        if let (Some((bits, _)), Some(ids)) = (&record, ids) {
+        if let (Some((bits, _)), false) = (&record, ownership) {
+            report.pass(
+                &id,
+                path,
+                format!("{bits}-bit RSA key (owners not checked)"),
+            );
+        } else if let (Some((bits, _)), Some(ids)) = (&record, ids) {
             let problem = key_safety::key_problem(root, path, ids, profile.user, profile.group)?;
             let above = key_safety::ancestor_problem(
                 root,

@@ -216,9 +216,10 @@ impl Journal {
         let file = self.open()?;
         write_line(file, &record)
             .with_context(|| format!("cannot write the journal '{}/journal'", self.dir()))?;
-        if !matches!(record, Record::End { .. }) {
-            self.records.push(record);
+        if matches!(record, Record::End { .. }) {
+            return Ok(());
         }
+        self.records.push(record);
         self.faults.point()
     }
 

@@ -113,6 +113,13 @@ pub enum Step {
         status: Status,
         reason: Option<String>,
     },
+    /// The run's own validation of the files as written (what `check`
+    /// reports, without services or DNS); failure restores everything.
+    Verify {
+        scope: crate::check::Scope,
+        status: Status,
+        reason: Option<String>,
+    },
 }
 
 impl Step {
@@ -127,6 +134,7 @@ impl Step {
                 purpose, status, ..
             } => *purpose != Purpose::Check && *status != Status::Skipped,
             Step::Service { status, .. } => *status != Status::Skipped,
+            Step::Verify { .. } => false,
         }
     }
 
@@ -169,6 +177,11 @@ impl Step {
                 let text = format!("{:<9} {name}", verb.as_str().unwrap_or(""));
                 with_reason(text, *status, reason)
             }
+            Step::Verify {
+                scope,
+                status,
+                reason,
+            } => with_reason(format!("verify    {}", scope_text(*scope)), *status, reason),
         }
     }
 
@@ -253,7 +266,27 @@ impl Step {
                 }
                 v
             }
+            Step::Verify {
+                scope,
+                status,
+                reason,
+            } => {
+                let mut v = json!({"kind": "verify", "what": scope_text(*scope),
+                    "status": status});
+                if let Some(r) = reason {
+                    v["reason"] = json!(r);
+                }
+                v
+            }
         }
+    }
+}
+
+/// What a verify step looks at, in words.
+pub fn scope_text(scope: crate::check::Scope) -> &'static str {
+    match scope {
+        crate::check::Scope::Opendkim => "opendkim.conf, the tables and the keys as written",
+        crate::check::Scope::Postfix => "opendkim's socket against Postfix's milters",
     }
 }
 
@@ -337,6 +370,9 @@ fn is_skipped(step: &Step) -> bool {
             status: Status::Skipped,
             ..
         } | Step::Service {
+            status: Status::Skipped,
+            ..
+        } | Step::Verify {
             status: Status::Skipped,
             ..
         }

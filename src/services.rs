@@ -69,6 +69,10 @@ fn processes(matches: impl Fn(&str, &str) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    // /proc also lists the processes of child PID namespaces (a container,
+    // a test system); only this namespace's are ours to manage. A namespace
+    // that cannot be read (another user's process) counts as ours.
+    let own_ns = std::fs::read_link("/proc/self/ns/pid").ok();
     let mut pids = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -78,6 +82,11 @@ fn processes(matches: impl Fn(&str, &str) -> bool) -> Vec<u32> {
         else {
             continue;
         };
+        if let (Some(own), Ok(ns)) = (&own_ns, std::fs::read_link(format!("/proc/{pid}/ns/pid")))
+            && &ns != own
+        {
+            continue;
+        }
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");

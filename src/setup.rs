@@ -131,6 +131,7 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
     }
     p.plan_checks(changed);
     p.plan_services(&conf, opendkim_changed, postfix.changed)?;
+    order_for_zero_outage(&mut p.steps, profile);
     if changed {
         p.warn_about_origin(&postfix.text);
     }
@@ -150,6 +151,51 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
         warnings: p.warnings,
         dns_records: Vec::new(),
     })
+}
+
+/// Put the steps in the order that keeps mail flowing (stable otherwise):
+/// packages; everything opendkim reads; its validation and `opendkim -n`;
+/// opendkim's service
+/// action and its probe; only then main.cf, which new Postfix processes read
+/// as soon as it is written, with its checks; last the Postfix reload. So
+/// Postfix is never pointed at an opendkim that is not up and answering.
+fn order_for_zero_outage(steps: &mut [Step], profile: &Profile) {
+    let postfix_path = |p: &str| p.starts_with(profile.postfix_dir);
+    let phase = |step: &Step| -> u8 {
+        match step {
+            Step::Command {
+                purpose: Purpose::Install,
+                ..
+            } => 0,
+            Step::Command {
+                purpose: Purpose::Check,
+                argv,
+                ..
+            } => {
+                if argv.iter().any(|a| a == "opendkim") {
+                    2
+                } else {
+                    5
+                }
+            }
+            Step::Verify {
+                scope: crate::check::Scope::Opendkim,
+                ..
+            } => 2,
+            Step::Verify { .. } => 5,
+            Step::Service { name, .. } if name == profile.opendkim_service => 3,
+            Step::Service { .. } => 6,
+            Step::File { path, .. } if postfix_path(path) => 4,
+            Step::Command { argv, .. }
+                if argv.iter().any(|a| a == "restorecon")
+                    && argv.iter().any(|a| postfix_path(a)) =>
+            {
+                4
+            }
+            _ => 1,
+        }
+    };
+    steps.sort_by_key(|s| phase(s));
 }
 
 fn is_postfix_step(step: &Step, profile: &Profile) -> bool {
@@ -1015,6 +1061,20 @@ impl Planner<'_> {
             (&["postfix", "check"], "/usr/sbin/postfix"),
             (&["postconf", "-n"], "/usr/sbin/postconf"),
         ];
+        for scope in [crate::check::Scope::Opendkim, crate::check::Scope::Postfix] {
+            let (status, reason) = if !changed {
+                (Status::Skipped, Some("nothing changed".to_string()))
+            } else if self.ctx.dry_run {
+                (Status::Planned, None)
+            } else {
+                (Status::Done, None)
+            };
+            self.steps.push(Step::Verify {
+                scope,
+                status,
+                reason,
+            });
+        }
         for (words, binary) in checks {
             let (status, reason) = if !changed {
                 (Status::Skipped, Some("nothing changed".to_string()))

@@ -29,6 +29,8 @@ mod refused;
 mod restore;
 #[path = "cli/rhel.rs"]
 mod rhel;
+#[path = "cli/safety.rs"]
+mod safety;
 #[path = "cli/services.rs"]
 mod services;
 #[path = "cli/trial.rs"]

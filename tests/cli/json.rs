@@ -29,6 +29,11 @@ fn json_document_follows_the_spec_schema() {
                 let status = s["status"].as_str().unwrap();
                 assert!(["planned", "done", "skipped"].contains(&status), "{s}");
             }
+            "verify" => {
+                assert!(s["what"].is_string(), "{s}");
+                let status = s["status"].as_str().unwrap();
+                assert!(["planned", "done", "skipped"].contains(&status), "{s}");
+            }
             other => panic!("unknown step kind {other}: {s}"),
         }
     }

@@ -315,3 +315,53 @@ fn not_root_on_the_live_system_is_refused() {
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("root"), "{stderr}");
 }
+
+#[test]
+fn values_that_would_inject_lines_or_fields_are_refused_for_every_flag() {
+    // Each would add a line or a field to opendkim.conf, a table, or main.cf.
+    let hostile = [
+        "\nKeyFile /tmp/x",
+        " Mode v",
+        "#",
+        "\"",
+        "'",
+        "\r",
+        "\t",
+        "*",
+    ];
+    for bad in hostile {
+        let domain = format!("example.test{bad}");
+        assert_refused(&["-d", &domain], &["invalid domain"]);
+        let selector = format!("key{bad}");
+        assert_refused(&["-d", "example.test", "-s", &selector], &["selector"]);
+        let host = format!("192.0.2.1{bad}");
+        assert_refused(
+            &["-d", "example.test", "--trusted-host", &host],
+            &["trusted host"],
+        );
+        let socket = format!("local:/var/spool/postfix/opendkim/o{bad}.sock");
+        assert_refused(&["-d", "example.test", "--socket", &socket], &["socket"]);
+        if bad == "*" {
+            // A legal character of a mail address's local part, and harmless there.
+            continue;
+        }
+        let address = format!("dmarc{bad}@example.test");
+        assert_refused(
+            &["-d", "example.test", "--report-address", &address],
+            &["report address"],
+        );
+    }
+    for overlong in ["a".repeat(64), vec!["b".repeat(63); 4].join(".")] {
+        assert_refused(&["-d", "example.test", "-s", &overlong], &["selector"]);
+        assert_refused(
+            &["-d", "example.test", "--trusted-host", &overlong],
+            &["trusted host"],
+        );
+    }
+    for catch_all in ["0.0.0.0/0", "::/0", "0/0", "0.0.0.0/1", "::/1"] {
+        assert_refused(
+            &["-d", "example.test", "--trusted-host", catch_all],
+            &[catch_all],
+        );
+    }
+}
