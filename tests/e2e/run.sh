@@ -25,10 +25,14 @@ REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${E2E_CACHE_DIR:-$REPO/target/e2e}
 # Bounds, so a hang fails the test instead of blocking it forever.
 INSIDE_TIMEOUT=${E2E_INSIDE_TIMEOUT:-300}
-# Which script runs inside: inside.sh (the unattended run, the default) or
-# interactive.sh (the wizard at a terminal).
+# Which script runs inside: inside.sh (the unattended run, the default),
+# interactive.sh (the wizard at a terminal), check.sh or safety.sh.
 SCENARIO=${E2E_SCENARIO:-inside}
 export SCENARIO
+# A script that needs several fresh systems lists its parts in a line
+# "# e2e-parts: NAME..." (safety.sh does); each part then runs in its own
+# namespaces on its own overlay, in that order, with E2E_PART=NAME. Setting
+# E2E_PART runs only that part.
 
 log() { echo "run: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -40,7 +44,7 @@ source "$HERE/dev.sh"
 # In the namespaces (we are pid 1 of the new pid namespace).
 # ---------------------------------------------------------------------------
 in_namespace() {
-    local tree=$1 work=$2 bin=$3 artifacts=$4
+    local tree=$1 work=$2 bin=$3 artifacts=$4 part=${5:-}
     local root=$work/root
 
     # No mount event may reach the host (unshare defaults to this; be explicit).
@@ -80,9 +84,9 @@ in_namespace() {
     timeout --kill-after=10 "$INSIDE_TIMEOUT" \
         chroot "$root" /usr/bin/env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        HOME=/root LANG=C.UTF-8 TERM=dumb \
+        HOME=/root LANG=C.UTF-8 TERM=dumb E2E_PART="$part" \
         /bin/bash "/root/e2e/$SCENARIO.sh" </dev/null || rc=$?
-    ((rc == 124)) && log "$SCENARIO.sh timed out after ${INSIDE_TIMEOUT} s"
+    ((rc == 124)) && log "$SCENARIO.sh ${part:+(part $part) }timed out after ${INSIDE_TIMEOUT} s"
 
     # Keep what is needed to understand a failure.
     mkdir -p "$artifacts"
@@ -120,13 +124,22 @@ start=$SECONDS
 tree=$("$HERE/build-tree.sh") || die "could not build the test tree"
 t_tree=$((SECONDS - start))
 
+[[ -f $HERE/$SCENARIO.sh ]] || die "no scenario script $HERE/$SCENARIO.sh"
+read -ra parts <<<"$(sed -n 's/^# e2e-parts: *//p' "$HERE/$SCENARIO.sh" | head -n 1)"
+if [[ -n ${E2E_PART:-} ]]; then
+    [[ " ${parts[*]} " == *" $E2E_PART "* ]] || die "$SCENARIO.sh has no part '$E2E_PART' (parts: ${parts[*]:-none})"
+    parts=("$E2E_PART")
+fi
+((${#parts[@]})) || parts=("")
+
 mkdir -p "$CACHE/runs"
-work=$(mktemp -d "$CACHE/runs/run.XXXXXX")   # same filesystem as the tree
 artifacts=${E2E_ARTIFACTS:-$CACHE/last-run-$SCENARIO}
 rm -rf "$artifacts"
+work=
 cleanup() {
     # The namespace is gone by now, so nothing is mounted under $work; check
     # anyway before deleting (rm -rf through a live mount would hit the tree).
+    [[ -n $work ]] || return 0
     if grep -qF " $work/" /proc/self/mountinfo; then
         log "WARNING: something still mounted under $work; not deleting it"
     else
@@ -135,14 +148,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "running $bin in fresh namespaces"
 t0=$SECONDS
-rc=0
-unshare --mount --net --pid --uts --ipc --fork --kill-child \
-    bash "$SELF" --in-namespace "$tree" "$work" "$bin" "$artifacts" || rc=$?
-log "namespaced run: $((SECONDS - t0)) s (tree: ${t_tree} s), artifacts in $artifacts"
-if ((rc != 0)); then
-    log "FAILED (exit $rc)"
-    exit "$rc"
+times=()
+for part in "${parts[@]}"; do
+    work=$(mktemp -d "$CACHE/runs/run.XXXXXX")   # same filesystem as the tree
+    log "running $bin in fresh namespaces${part:+ (part $part)}"
+    t_part=$SECONDS
+    rc=0
+    unshare --mount --net --pid --uts --ipc --fork --kill-child \
+        bash "$SELF" --in-namespace "$tree" "$work" "$bin" "$artifacts${part:+/$part}" "$part" \
+        || rc=$?
+    times+=("${part:+$part }$((SECONDS - t_part)) s")
+    log "namespaced run${part:+ (part $part)}: $((SECONDS - t_part)) s (tree: ${t_tree} s), artifacts in $artifacts${part:+/$part}"
+    cleanup
+    work=
+    if ((rc != 0)); then
+        log "FAILED${part:+ in part $part} (exit $rc)"
+        exit "$rc"
+    fi
+done
+if [[ -n ${parts[0]} ]]; then
+    detail=$(printf ', %s' "${times[@]}")
+    echo "e2e: wall time $((SECONDS - start)) s (tree ${t_tree} s, run $((SECONDS - t0)) s: ${detail#, })"
+else
+    echo "e2e: wall time $((SECONDS - start)) s (tree ${t_tree} s, run $((SECONDS - t0)) s)"
 fi
-echo "e2e: wall time $((SECONDS - start)) s (tree ${t_tree} s, run $((SECONDS - t0)) s)"
