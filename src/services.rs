@@ -199,12 +199,37 @@ pub fn probe(root: &Root, socket: &Socket, limit: Duration) -> Result<()> {
             ),
             None => String::new(),
         };
-        bail!(
-            "opendkim is not running: it exited right after starting{taken} (a start \
-             command's exit code does not prove the daemon came up; see the mail log)"
-        );
+        let said = match logged_since_start(root) {
+            Some(lines) => format!("; it logged: {lines}"),
+            None => " (a start command's exit code does not prove the daemon came up; see the \
+                     mail log)"
+                .to_string(),
+        };
+        bail!("opendkim is not running: it exited right after starting{taken}{said}");
     }
     bail!("opendkim is not listening on {where_}")
+}
+
+/// What opendkim logged after its last start (at most three lines, without
+/// the syslog prefix), from the mail log where syslog writes it.
+pub fn logged_since_start(root: &Root) -> Option<String> {
+    // rsyslog writes a moment later than the daemon dies.
+    std::thread::sleep(Duration::from_millis(300));
+    let text = ["/var/log/mail.log", "/var/log/maillog", "/var/log/syslog"]
+        .iter()
+        .find_map(|p| root.read_opt(p).ok().flatten())?;
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("opendkim[")).collect();
+    let start = lines.iter().rposition(|l| l.contains("starting (args"))?;
+    let after: Vec<String> = lines[start + 1..]
+        .iter()
+        .map(|l| match l.split_once("]: ") {
+            Some((_, message)) => message.trim().to_string(),
+            None => l.trim().to_string(),
+        })
+        .filter(|m| !m.is_empty())
+        .take(3)
+        .collect();
+    (!after.is_empty()).then(|| after.join(" / "))
 }
 
 fn comm(pid: u32) -> String {
@@ -284,6 +309,26 @@ fn listening_inodes(socket: &Socket) -> Vec<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn what_opendkim_logged_after_its_last_start_is_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("var/log")).unwrap();
+        std::fs::write(
+            dir.path().join("var/log/mail.log"),
+            "Dec  4 mail opendkim[10]: OpenDKIM Filter v2.11.0 starting (args: -x x)\n\
+             Dec  4 mail opendkim[10]: old trouble\n\
+             Dec  4 mail postfix/master[9]: daemon started\n\
+             Dec  4 mail opendkim[11]: OpenDKIM Filter v2.11.0 starting (args: -x x)\n\
+             Dec  4 mail opendkim[11]: can't configure DKIM library: failed to add resolver\n",
+        )
+        .unwrap();
+        let root = Root::new(dir.path());
+        assert_eq!(
+            logged_since_start(&root).as_deref(),
+            Some("can't configure DKIM library: failed to add resolver")
+        );
+    }
+
     use super::*;
     use std::net::TcpListener;
 

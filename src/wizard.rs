@@ -321,7 +321,8 @@ fn report(
         }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
-    if !run.notes_shown {
+    // After a failure the notes describe changes that were just undone.
+    if !run.notes_shown && error.is_none() {
         for note in &plan.notes {
             eprintln!("note: {note}");
         }
