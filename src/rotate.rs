@@ -403,10 +403,10 @@ impl Work<'_> {
                 p.selector,
                 date(p.since)
             ));
-            if let Some(entry) = self.tables.entry(domain, &p.selector) {
-                if let Ok(value) = record_of(self.root(), &entry.key_path) {
-                    self.records.push(txt(&entry.name, value));
-                }
+            if let Some(entry) = self.tables.entry(domain, &p.selector)
+                && let Ok(value) = record_of(self.root(), &entry.key_path)
+            {
+                self.records.push(txt(&entry.name, value));
             }
             return Ok(());
         }
@@ -600,9 +600,10 @@ impl Work<'_> {
             if old.name.eq_ignore_ascii_case(&active.name) {
                 bail!("'{}' still signs {domain}: refusing to retire it", old.name);
             }
-            self.key_text = tables::remove_key_entries(&self.key_text, &[old.name.clone()])
-                .map_err(|e| anyhow!("'{}' {e}", self.tables.key_path))?
-                .text;
+            self.key_text =
+                tables::remove_key_entries(&self.key_text, std::slice::from_ref(&old.name))
+                    .map_err(|e| anyhow!("'{}' {e}", self.tables.key_path))?
+                    .text;
             let shared = self
                 .tables
                 .keys
