@@ -910,8 +910,8 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
         println!("No domain is configured for signing.");
     } else {
         println!(
-            "{:<24} {:<10} {:<9} {:>8}  {:<9} {}",
-            "DOMAIN", "SELECTOR", "KEY", "AGE", "SCHEME", "ROTATION"
+            "{:<24} {:<10} {:<9} {:>8}  {:<9} ROTATION",
+            "DOMAIN", "SELECTOR", "KEY", "AGE", "SCHEME"
         );
         for r in &rows {
             let key = match r.bits {
