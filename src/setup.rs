@@ -39,6 +39,8 @@ pub struct Answers {
     pub report_address: Option<String>,
     pub no_install: bool,
     pub no_restart: bool,
+    /// The two-slot CNAME scheme: the host of the slot records.
+    pub slot_host: Option<String>,
 }
 
 pub const DEFAULT_SELECTOR: &str = "key";
@@ -577,9 +579,18 @@ impl Planner<'_> {
             Owner::new("root", "root"),
             ids,
         )?;
+        let (state_old, mut state) = crate::rotate::read_state(self.root())?;
+        let slot = self.slot_plan(&state)?;
         let mut key_entries = Vec::new();
         let mut signing_entries = Vec::new();
         for domain in &self.answers.domains {
+            if let Some((host, dir, active)) = &slot {
+                let (key_entry, signing_entry) =
+                    self.plan_slot_domain(domain, host, dir, active, &existing_signing, ids)?;
+                key_entries.push(key_entry);
+                signing_entries.push(signing_entry);
+                continue;
+            }
             let pattern = format!("*@{domain}");
             let configured = existing_signing
                 .iter()
@@ -653,6 +664,9 @@ impl Planner<'_> {
             }
         }
         self.check_tables(conf, &merged_keys.text, &merged_signing.text)?;
+        if let Some((host, dir, active)) = slot {
+            self.plan_slot_state(state_old, &mut state, host, dir, active);
+        }
         let others: Vec<String> = tables::parse_key_table(&merged_keys.text)
             .unwrap_or_default()
             .into_iter()
@@ -690,6 +704,118 @@ impl Planner<'_> {
             Some(Owner::new("root", "root")),
         );
         Ok(self.steps[before..].iter().any(Step::changes))
+    }
+
+    /// The two-slot scheme, when asked for or already set up: (host, key
+    /// directory, active slot).
+    fn slot_plan(&self, state: &crate::rotate::State) -> Result<Option<(String, String, String)>> {
+        let asked = self.answers.slot_host.as_deref();
+        match (asked, &state.slots) {
+            (Some(a), Some(s)) if a != s.host => Err(bad_hint(
+                format!(
+                    "the key slots are published under '{}' already, not '{a}'",
+                    s.host
+                ),
+                format!(
+                    "keep --slot-host {} (the domains' CNAMEs point there), or leave it out",
+                    s.host
+                ),
+            )),
+            (_, Some(s)) => Ok(Some((s.host.clone(), s.dir.clone(), s.active.clone()))),
+            (Some(a), None) => Ok(Some((
+                a.to_string(),
+                format!("{}/slots", self.profile.keys_dir),
+                "a".to_string(),
+            ))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// One domain of the two-slot scheme: it signs with the active slot's
+    /// key under that slot's selector; the key is planned once for all.
+    fn plan_slot_domain(
+        &mut self,
+        domain: &str,
+        host: &str,
+        dir: &str,
+        active: &str,
+        existing_signing: &[tables::SigningEntry],
+        ids: Option<Ids>,
+    ) -> Result<(tables::KeyEntry, tables::SigningEntry)> {
+        let selector = crate::rotate::slot_selector(active);
+        let key_path = crate::rotate::slot_key_path(dir, active);
+        let name = format!("{selector}._domainkey.{domain}");
+        validate::record_name(selector, domain)?;
+        self.ensure_dir(self.profile.keys_dir, 0o750, self.owner(), ids)?;
+        self.ensure_dir(dir, 0o700, self.owner(), ids)?;
+        let planned = self
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Key { path, .. } if *path == key_path));
+        if !planned {
+            self.plan_key(&key_path, host, selector, ids, false)?;
+            if let Some(Step::Key { record, .. }) = self.steps.last_mut() {
+                *record = Some(crate::rotate::slot_record_name(host, active));
+            }
+        }
+        let pattern = format!("*@{domain}");
+        if let Some(e) = existing_signing.iter().find(|e| e.pattern == pattern)
+            && !e.key_name.eq_ignore_ascii_case(&name)
+        {
+            self.warnings.push(format!(
+                "signing for {domain} switches from '{}' to the shared slot key '{name}': \
+                 receivers can verify the new signatures only once {name} is a CNAME to \
+                 {}: publish it right away",
+                e.key_name,
+                crate::rotate::slot_record_name(host, active)
+            ));
+        }
+        Ok((
+            tables::KeyEntry {
+                name: name.clone(),
+                domain: domain.to_string(),
+                selector: selector.to_string(),
+                key_path,
+            },
+            tables::SigningEntry {
+                pattern,
+                key_name: name,
+            },
+        ))
+    }
+
+    /// The slot scheme's record in the rotation state.
+    fn plan_slot_state(
+        &mut self,
+        old: Option<String>,
+        state: &mut crate::rotate::State,
+        host: String,
+        dir: String,
+        active: String,
+    ) {
+        let key_path = crate::rotate::slot_key_path(&dir, &active);
+        let created_now = self.steps.iter().any(
+            |s| matches!(s, Step::Key { path, action: Action::Create, .. } if *path == key_path),
+        );
+        let slots = state.slots.get_or_insert_with(|| crate::rotate::Slots {
+            host,
+            dir,
+            active: active.clone(),
+            created: Default::default(),
+            pending: None,
+            retiring: None,
+        });
+        if created_now {
+            slots.created.insert(active, crate::rotate::now());
+        }
+        let new = crate::rotate::state_text(state);
+        self.file_step(
+            crate::rotate::STATE,
+            old,
+            new,
+            0o644,
+            Some(Owner::new("root", "root")),
+        );
     }
 
     /// The tables opendkim will read must agree with each other and point at
@@ -779,6 +905,7 @@ impl Planner<'_> {
                     domain: domain.to_string(),
                     selector: selector.to_string(),
                     owner,
+                    record: None,
                 });
             }
             Some(_) => {
@@ -802,6 +929,7 @@ impl Planner<'_> {
                     domain: domain.to_string(),
                     selector: selector.to_string(),
                     owner,
+                    record: None,
                 });
                 self.secure_existing_key(path, ids)?;
             }
