@@ -411,6 +411,7 @@ mod tests {
             opendkim_installed: false,
             signed: vec![("example.org".into(), "key".into())],
             milters: vec!["inet:127.0.0.1:8893".into()],
+            slots: false,
         };
         let text = summary(&found);
         assert!(text.contains("mydomain example.com"));
