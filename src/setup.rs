@@ -224,6 +224,8 @@ struct Planner<'a> {
 /// What the plan decided for opendkim.conf.
 struct ConfPlan {
     old_socket: Option<String>,
+    /// The daemon's user changes (a restart, not a reload).
+    user_changed: bool,
     key_table: String,
     signing_table: String,
     trusted_hosts: String,
@@ -427,6 +429,12 @@ impl Planner<'_> {
         let old_socket = current
             .as_deref()
             .and_then(|c| opendkim_conf::get(c, "Socket"));
+        // SIGUSR1 rereads the configuration but cannot change the user the
+        // daemon runs as: a new UserID needs a restart, as a new socket does.
+        let user_changed = current
+            .as_deref()
+            .and_then(|c| opendkim_conf::get(c, "UserID"))
+            != opendkim_conf::get(&new, "UserID");
         self.steps.push(Step::File {
             path: path.to_string(),
             action,
@@ -437,6 +445,7 @@ impl Planner<'_> {
         });
         Ok(ConfPlan {
             old_socket,
+            user_changed,
             key_table,
             signing_table,
             trusted_hosts,
@@ -1233,6 +1242,7 @@ impl Planner<'_> {
     ) -> Result<()> {
         let socket_changed = conf.old_socket.as_deref()
             != Some(self.answers.socket.opendkim().as_str())
+            || conf.user_changed
             || self.steps.iter().any(|s| {
                 matches!(s, Step::File { path, action: Action::Modify, .. }
                 if self.profile.socket_overrides.iter().any(|o| o.path() == path))
