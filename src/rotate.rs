@@ -324,6 +324,15 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         runner: runner.as_ref(),
         dry_run: global.dry_run,
     };
+    // A run killed midway is undone first, as every run does.
+    let interrupted = crate::journal::runs(&ctx.root)?
+        .iter()
+        .any(|p| p.end.is_none());
+    let mut lock = None;
+    if interrupted && !ctx.dry_run {
+        lock = Some(crate::journal::lock(&ctx.root)?);
+        crate::revert::finish_interrupted(&ctx, profile)?;
+    }
     let tables = read_tables(&ctx.root, profile)?;
     if args.all {
         domains = tables.domains();
@@ -404,11 +413,9 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         report(global, &plan, &work, step, None);
         return Ok(0);
     }
-    let _lock = if plan.changed() {
-        Some(crate::journal::lock(&ctx.root)?)
-    } else {
-        None
-    };
+    if plan.changed() && lock.is_none() {
+        lock = Some(crate::journal::lock(&ctx.root)?);
+    }
     let lines = Lines {
         quiet: global.quiet || global.json,
     };
@@ -420,6 +427,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         // The new keys' records, as the applier derived them.
         work.records.extend(plan.dns_records.iter().cloned());
     }
+    drop(lock);
     let run_id = applier.run_id().map(str::to_string);
     report(global, &plan, &work, step, run_id.as_deref());
     match result {
