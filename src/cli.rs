@@ -129,15 +129,18 @@ pub struct WizardArgs {
     /// DKIM selector [default: key, or the domain's configured one]
     #[arg(short, long, value_name = "NAME")]
     pub selector: Option<String>,
+    /// Selector from the host name's first label (mx1 on mx1.example.com), for fleets
+    #[arg(long, conflicts_with = "selector")]
+    pub selector_from_hostname: bool,
     /// RSA key size: 1024 (warns), 2048, 3072 or 4096 [default: 2048]
     #[arg(long, value_name = "N")]
     pub bits: Option<u32>,
     /// Allow a 4096-bit key, whose DNS record many providers truncate
     #[arg(long)]
     pub allow_long_key: bool,
-    /// Where opendkim listens; Postfix is pointed at the same place
-    #[arg(long, default_value = "inet:8891@127.0.0.1", value_name = "SPEC")]
-    pub socket: String,
+    /// Where opendkim listens; Postfix is pointed at the same place [default: inet:8891@127.0.0.1]
+    #[arg(long, value_name = "SPEC")]
+    pub socket: Option<String>,
     /// Extra InternalHosts/ExternalIgnoreList entry (repeatable); loopback is always there
     #[arg(long = "trusted-host", value_name = "HOST")]
     pub trusted_hosts: Vec<String>,
@@ -159,6 +162,15 @@ pub struct WizardArgs {
     /// With --rotation cname: the host whose dkim_a/dkim_b TXT records hold the keys
     #[arg(long, value_name = "HOST")]
     pub slot_host: Option<String>,
+    /// Replay the answers saved in FILE (TOML), unattended; flags override them
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// Write this run's answers to FILE (TOML), for --answers on other servers
+    #[arg(long, value_name = "FILE")]
+    pub save_answers: Option<PathBuf>,
+    /// Where the values an answers file gave came from (not a flag).
+    #[arg(skip)]
+    pub from_file: Option<crate::answers_file::Origin>,
 }
 
 /// How keys are rotated.
