@@ -11,6 +11,8 @@ mod common;
 #[path = "common/dns_server.rs"]
 mod dns_server;
 
+#[path = "cli/answers.rs"]
+mod answers;
 #[path = "cli/check.rs"]
 mod check;
 #[path = "cli/dns.rs"]
