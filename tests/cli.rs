@@ -23,6 +23,8 @@ mod dry_run;
 mod field_cases;
 #[path = "cli/fresh.rs"]
 mod fresh;
+#[path = "cli/help.rs"]
+mod help;
 #[path = "cli/json.rs"]
 mod json;
 #[path = "cli/refused.rs"]
