@@ -11,7 +11,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            let usage = e.use_stderr();
+            // A script that asked for JSON gets one document even for a typo.
+            if usage && std::env::args().any(|a| a == "--json") {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("bad usage");
+                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let doc = serde_json::json!({"changed": false, "error": message});
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            }
+            return ExitCode::from(if usage { 2 } else { 0 });
         }
     };
     let level = match (cli.global.quiet, cli.global.verbose) {
@@ -25,6 +34,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let (json, dry_run) = (cli.global.json, cli.global.dry_run);

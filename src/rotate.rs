@@ -292,6 +292,8 @@ struct Work<'a> {
     said: Vec<String>,
     /// The records to publish (start) or that may go (retire).
     records: Vec<DnsRecord>,
+    /// `--all`: the domains switch together, or none does.
+    all: bool,
 }
 
 pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
@@ -413,6 +415,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         reload: false,
         said: Vec::new(),
         records: Vec::new(),
+        all: args.all || domains.len() > 1,
     };
     let now = now();
     if let Some(slots) = work.state.slots.clone() {
@@ -667,10 +670,15 @@ impl Work<'_> {
                  treat {domain}'s mail as unsigned until DNS serves it"
             )),
             (Err(why), false) => bail!(
-                "{why}; signing for {domain} was not switched\nhint: publish the record \
+                "{why}; signing for {domain} was not switched{}\nhint: publish the record \
                  ('dkim-setup dns --domain {domain}'), wait until DNS serves it (ask the \
                  zone's own server with --nameserver to skip caches), then run again; \
-                 --force skips this check"
+                 --force skips this check",
+                if self.all {
+                    ", nor for any other domain (all switch together)"
+                } else {
+                    ""
+                }
             ),
         }
 
@@ -1232,11 +1240,11 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
     let tables = match read_tables(&root, profile) {
         Ok(t) => t,
         Err(e)
-            if !root
+            if root
                 .read_opt(profile.opendkim_conf)
                 .ok()
                 .flatten()
-                .is_some_and(|c| opendkim_conf::get(&c, "KeyTable").is_some()) =>
+                .is_none_or(|c| opendkim_conf::get(&c, "KeyTable").is_none()) =>
         {
             tracing::debug!("{e:#}");
             if global.json {
@@ -1381,9 +1389,13 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
             .filter(|r| r.rotation_due)
             .map(|r| r.domain.as_str())
             .collect();
+        let how = if rows.iter().any(|r| r.rotation_due && r.scheme == "cname") {
+            "dkim-setup rotate --all"
+        } else {
+            "dkim-setup rotate --domain DOMAIN"
+        };
         eprintln!(
-            "rotation due for {} (key older than {} days): start one with 'dkim-setup rotate \
-             --domain DOMAIN'",
+            "rotation due for {} (key older than {} days): start one with '{how}'",
             domains.join(", "),
             args.max_age
         );

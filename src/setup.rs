@@ -594,8 +594,12 @@ impl Planner<'_> {
         let mut signing_entries = Vec::new();
         for domain in &self.answers.domains {
             if let Some((host, dir, active)) = &slot {
-                let (key_entry, signing_entry) =
-                    self.plan_slot_domain(domain, host, dir, active, &existing_signing, ids)?;
+                let (key_entry, signing_entry) = self.plan_slot_domain(
+                    domain,
+                    (host, dir, active),
+                    (&existing_keys, &existing_signing),
+                    ids,
+                )?;
                 key_entries.push(key_entry);
                 signing_entries.push(signing_entry);
                 continue;
@@ -745,10 +749,8 @@ impl Planner<'_> {
     fn plan_slot_domain(
         &mut self,
         domain: &str,
-        host: &str,
-        dir: &str,
-        active: &str,
-        existing_signing: &[tables::SigningEntry],
+        (host, dir, active): (&str, &str, &str),
+        (existing_keys, existing_signing): (&[tables::KeyEntry], &[tables::SigningEntry]),
         ids: Option<Ids>,
     ) -> Result<(tables::KeyEntry, tables::SigningEntry)> {
         let selector = crate::rotate::slot_selector(active);
@@ -768,15 +770,24 @@ impl Planner<'_> {
             }
         }
         let pattern = format!("*@{domain}");
-        if let Some(e) = existing_signing.iter().find(|e| e.pattern == pattern)
-            && !e.key_name.eq_ignore_ascii_case(&name)
+        let signs_with = existing_signing
+            .iter()
+            .find(|e| e.pattern == pattern)
+            .and_then(|e| {
+                existing_keys
+                    .iter()
+                    .find(|k| k.name.eq_ignore_ascii_case(&e.key_name))
+            });
+        if let Some(k) = signs_with
+            && (!k.name.eq_ignore_ascii_case(&name) || k.key_path != key_path)
         {
             self.warnings.push(format!(
-                "signing for {domain} switches from '{}' to the shared slot key '{name}': \
-                 receivers can verify the new signatures only once {name} is a CNAME to \
-                 {}: publish it right away",
-                e.key_name,
-                crate::rotate::slot_record_name(host, active)
+                "signing for {domain} switches from the key '{}' ({}) to the shared slot key \
+                 '{key_path}': receivers can verify the new signatures only once {name} is a \
+                 CNAME to {slot} and {slot} serves the slot key; publish both right away",
+                k.key_path,
+                k.name,
+                slot = crate::rotate::slot_record_name(host, active)
             ));
         }
         Ok((

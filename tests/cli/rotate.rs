@@ -677,3 +677,30 @@ fn the_cname_scheme_needs_a_valid_slot_host_and_no_selector() {
         assert_same_tree(&before, &tree.snapshot());
     }
 }
+
+#[test]
+fn moving_a_domain_to_the_slot_scheme_warns_that_its_key_changes() {
+    let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    let out = tree.wizard(&[
+        "--rotation",
+        "cname",
+        "--slot-host",
+        "mail.example.net",
+        "-d",
+        "example.test",
+    ]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains(
+            "warning: signing for example.test switches from the key \
+             '/etc/opendkim/keys/example.test/key.private'"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        tree.read("etc/opendkim/KeyTable")
+            .contains("example.test:key:/etc/opendkim/keys/slots/a.private")
+    );
+}
