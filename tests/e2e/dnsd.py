@@ -6,6 +6,11 @@ so a test can change what is served while the server runs. Anything else:
 NXDOMAIN. Listens on 127.0.0.1 only.
 
 usage: dnsd.py PORT RECORDS.json
+           serve; says "dnsd: listening on 127.0.0.1:PORT" on stderr once bound
+       dnsd.py --table DNS.json [NAME...]
+           print (stdout) the RECORDS.json that serves the TXT records of
+           `dkim-setup dns --format json` output DNS.json, only the NAMEs given
+           if any (a NAME it does not list is an error)
 """
 import json
 import socket
@@ -43,10 +48,32 @@ def answer(packet: bytes, records_file: str) -> bytes:
     return header + question + answers
 
 
+def table_of(dns_json: str, names: list) -> dict:
+    with open(dns_json) as f:
+        records = json.load(f)
+    table = {}
+    for r in records:
+        if str(r.get("type", "TXT")).upper() == "TXT":
+            table.setdefault(r["name"].rstrip(".").lower(), []).append(r["strings"])
+    if not names:
+        return table
+    wanted = [n.rstrip(".").lower() for n in names]
+    missing = [n for n in wanted if n not in table]
+    if missing:
+        sys.exit(f"dnsd: {dns_json} has no TXT record for {', '.join(missing)} (has: {sorted(table)})")
+    return {n: table[n] for n in wanted}
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--table"]:
+        json.dump(table_of(sys.argv[2], sys.argv[3:]), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return
     port, records_file = int(sys.argv[1]), sys.argv[2]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", port))
+    sys.stderr.write(f"dnsd: listening on 127.0.0.1:{port}\n")
+    sys.stderr.flush()
     while True:
         packet, peer = sock.recvfrom(4096)
         try:
