@@ -230,11 +230,19 @@ impl<'a> Applier<'a> {
                 domain,
                 selector,
                 owner,
+                record: published_at,
             } => {
                 let record = if *action == crate::plan::Action::Create {
                     self.progress
                         .step("generating", &format!("{path} ({bits}-bit RSA)"));
-                    self.create_key(path, *bits, domain, selector, owner)?
+                    self.create_key(
+                        path,
+                        *bits,
+                        domain,
+                        selector,
+                        owner,
+                        published_at.as_deref(),
+                    )?
                 } else {
                     let pem = fs::read_to_string(self.ctx.root.path(path))
                         .with_context(|| format!("cannot read the key '{path}'"))?;
@@ -244,7 +252,9 @@ impl<'a> Applier<'a> {
                     )?
                 };
                 records.push(DnsRecord {
-                    name: format!("{selector}._domainkey.{domain}"),
+                    name: published_at
+                        .clone()
+                        .unwrap_or_else(|| format!("{selector}._domainkey.{domain}")),
                     kind: "TXT".into(),
                     value: record,
                 });
@@ -501,6 +511,7 @@ impl<'a> Applier<'a> {
         domain: &str,
         selector: &str,
         owner: &Owner,
+        published_at: Option<&str>,
     ) -> Result<String> {
         let (uid, gid) = self.ids(owner)?;
         let real = self.ctx.root.path(path);
@@ -541,10 +552,16 @@ impl<'a> Applier<'a> {
                 .iter()
                 .map(|s| format!("\"{s}\""))
                 .collect();
-            let text = format!(
-                "{selector}._domainkey\tIN\tTXT\t( {} )  ; DKIM key {selector} for {domain}\n",
-                quoted.join("\n\t")
-            );
+            let text = match published_at {
+                Some(name) => format!(
+                    "{name}.\tIN\tTXT\t( {} )  ; DKIM key slot {name}\n",
+                    quoted.join("\n\t")
+                ),
+                None => format!(
+                    "{selector}._domainkey\tIN\tTXT\t( {} )  ; DKIM key {selector} for {domain}\n",
+                    quoted.join("\n\t")
+                ),
+            };
             self.write_file(&txt, &text, 0o644, Some(owner))?;
         }
         Ok(key.record)

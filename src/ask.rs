@@ -38,6 +38,8 @@ pub struct Found {
     /// (domain, selector) already in the SigningTable.
     pub signed: Vec<(String, String)>,
     pub milters: Vec<String>,
+    /// The two-slot CNAME scheme is set up (its selectors are fixed).
+    pub slots: bool,
 }
 
 /// Look around without changing anything.
@@ -53,6 +55,9 @@ pub fn detect(ctx: &Ctx, distro: &Distro) -> Result<Found> {
             Init::Systemd => "systemd".into(),
             Init::SysV => "init scripts (no systemd running)".into(),
         },
+        slots: crate::rotate::read_state(&ctx.root)
+            .map(|(_, s)| s.slots.is_some())
+            .unwrap_or(false),
         ..Found::default()
     };
 
@@ -219,7 +224,9 @@ pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<Asked> {
         .collect();
     let configured = |d: &String| found.signed.iter().any(|(s, _)| s == d);
     let new_domains = typed.iter().filter(|d| !configured(d)).count();
-    if args.selector.is_none() && new_domains > 0 {
+    // The two-slot scheme fixes the selectors (key, key1): nothing to ask.
+    let slots = args.rotation == Some(crate::cli::Rotation::Cname) || found.slots;
+    if args.selector.is_none() && new_domains > 0 && !slots {
         let prompt = if new_domains < typed.len() {
             asked.selector_for_new_only = true;
             "Selector for the new domains (the key's name in DNS)"
@@ -404,6 +411,7 @@ mod tests {
             opendkim_installed: false,
             signed: vec![("example.org".into(), "key".into())],
             milters: vec!["inet:127.0.0.1:8893".into()],
+            slots: false,
         };
         let text = summary(&found);
         assert!(text.contains("mydomain example.com"));

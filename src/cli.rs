@@ -153,6 +153,21 @@ pub struct WizardArgs {
     /// Never prompt; a missing answer is an error
     #[arg(short = 'y', long)]
     pub non_interactive: bool,
+    /// Rotation scheme: a new selector per domain, or two key slots behind CNAMEs
+    #[arg(long, value_enum, value_name = "SCHEME")]
+    pub rotation: Option<Rotation>,
+    /// With --rotation cname: the host whose dkim_a/dkim_b TXT records hold the keys
+    #[arg(long, value_name = "HOST")]
+    pub slot_host: Option<String>,
+}
+
+/// How keys are rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rotation {
+    /// A new selector per domain (key, key1, ...)
+    Selector,
+    /// Two key slots shared by all domains, behind CNAMEs published once
+    Cname,
 }
 
 #[derive(Debug, Args)]

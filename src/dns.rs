@@ -40,8 +40,20 @@ pub fn configured_records(root: &Root, conf_path: &str, only: &[String]) -> Resu
         .map_err(|e| anyhow!("'{key_table}' {e}"))?;
     let mut records = Vec::new();
     let mut problems = Vec::new();
+    let (_, state) = crate::rotate::read_state(root)?;
+    let slots = state.slots.as_ref();
+    let in_slot = |entry: &tables::KeyEntry| {
+        slots.is_some_and(|s| entry.key_path.starts_with(&format!("{}/", s.dir)))
+    };
+    let mut slot_domains: Vec<String> = Vec::new();
     for entry in entries {
         if !only.is_empty() && !only.contains(&entry.domain) {
+            continue;
+        }
+        if in_slot(&entry) {
+            if !slot_domains.contains(&entry.domain) {
+                slot_domains.push(entry.domain.clone());
+            }
             continue;
         }
         match record_of(root, &entry) {
@@ -51,6 +63,38 @@ pub fn configured_records(root: &Root, conf_path: &str, only: &[String]) -> Resu
                 value,
             }),
             Err(e) => problems.push(format!("{e:#} (named in '{key_table}')")),
+        }
+    }
+    if let Some(slots) = slots.filter(|_| !slot_domains.is_empty()) {
+        // Each domain's two CNAMEs, published once; then the slots' keys.
+        for d in &slot_domains {
+            for slot in ["a", "b"] {
+                records.push(DnsRecord {
+                    name: format!("{}._domainkey.{d}", crate::rotate::slot_selector(slot)),
+                    kind: "CNAME".into(),
+                    value: crate::rotate::slot_record_name(&slots.host, slot),
+                });
+            }
+        }
+        for slot in ["a", "b"] {
+            let path = crate::rotate::slot_key_path(&slots.dir, slot);
+            if !root.exists(&path) {
+                continue;
+            }
+            let entry = tables::KeyEntry {
+                name: String::new(),
+                domain: slots.host.clone(),
+                selector: slot.into(),
+                key_path: path,
+            };
+            match record_of(root, &entry) {
+                Ok(value) => records.push(DnsRecord {
+                    name: crate::rotate::slot_record_name(&slots.host, slot),
+                    kind: "TXT".into(),
+                    value,
+                }),
+                Err(e) => problems.push(format!("{e:#}")),
+            }
         }
     }
     for d in only {
@@ -88,6 +132,9 @@ pub fn render(records: &[DnsRecord], format: Format) -> String {
         Format::Bind => records
             .iter()
             .map(|r| {
+                if r.kind == "CNAME" {
+                    return format!("{}. IN CNAME {}.\n", r.name, r.value);
+                }
                 let strings: Vec<String> = keys::split_strings(&r.value)
                     .iter()
                     .map(|s| format!("\"{s}\""))

@@ -99,6 +99,9 @@ pub enum Step {
         domain: String,
         selector: String,
         owner: Owner,
+        /// Where its TXT record is published, when not at
+        /// `SELECTOR._domainkey.DOMAIN` (a slot of the CNAME scheme).
+        record: Option<String>,
     },
     Command {
         argv: Vec<String>,

@@ -49,6 +49,47 @@ const DAY: u64 = 86_400;
 pub struct State {
     #[serde(default)]
     pub domains: BTreeMap<String, DomainState>,
+    /// The two-slot CNAME scheme, when it was chosen at setup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<Slots>,
+}
+
+/// The two-slot scheme: keys `a` and `b` shared by every domain, published
+/// once as TXT records at `dkim_a.HOST` and `dkim_b.HOST`; each domain points
+/// `key._domainkey.D` and `key1._domainkey.D` at them with CNAMEs, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slots {
+    pub host: String,
+    /// The directory of the slot keys (`a.private`, `b.private`).
+    pub dir: String,
+    /// The slot that signs: `a` or `b`.
+    pub active: String,
+    #[serde(default)]
+    pub created: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Pending>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring: Option<Retiring>,
+}
+
+/// The selector each domain uses for a slot.
+pub fn slot_selector(slot: &str) -> &'static str {
+    if slot == "a" { "key" } else { "key1" }
+}
+
+/// The other slot.
+pub fn other_slot(slot: &str) -> &'static str {
+    if slot == "a" { "b" } else { "a" }
+}
+
+/// Where a slot's TXT record lives.
+pub fn slot_record_name(host: &str, slot: &str) -> String {
+    format!("dkim_{slot}.{host}")
+}
+
+/// The key file of a slot.
+pub fn slot_key_path(dir: &str, slot: &str) -> String {
+    format!("{dir}/{slot}.private")
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +201,18 @@ impl Tables {
             .find(|k| k.name.eq_ignore_ascii_case(&name))
     }
 
+    /// The domains whose keys live in the slot directory, in table order.
+    fn slot_domains(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{dir}/");
+        let mut out: Vec<String> = Vec::new();
+        for k in &self.keys {
+            if k.key_path.starts_with(&prefix) && !out.contains(&k.domain) {
+                out.push(k.domain.clone());
+            }
+        }
+        out
+    }
+
     /// Every domain with a `*@DOMAIN` SigningTable line, in table order.
     fn domains(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -175,7 +228,8 @@ impl Tables {
     }
 }
 
-fn read_state(root: &Root) -> Result<(Option<String>, State)> {
+/// The rotation state and its text as on disk (`None`: no file yet).
+pub fn read_state(root: &Root) -> Result<(Option<String>, State)> {
     let text = root.read_opt(STATE)?;
     let state = match &text {
         Some(t) => serde_json::from_str(t).with_context(|| {
@@ -186,7 +240,7 @@ fn read_state(root: &Root) -> Result<(Option<String>, State)> {
     Ok((text, state))
 }
 
-fn state_text(state: &State) -> String {
+pub fn state_text(state: &State) -> String {
     let mut text = serde_json::to_string_pretty(state).unwrap_or_default();
     text.push('\n');
     text
@@ -270,6 +324,15 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         runner: runner.as_ref(),
         dry_run: global.dry_run,
     };
+    // A run killed midway is undone first, as every run does.
+    let interrupted = crate::journal::runs(&ctx.root)?
+        .iter()
+        .any(|p| p.end.is_none());
+    let mut lock = None;
+    if interrupted && !ctx.dry_run {
+        lock = Some(crate::journal::lock(&ctx.root)?);
+        crate::revert::finish_interrupted(&ctx, profile)?;
+    }
     let tables = read_tables(&ctx.root, profile)?;
     if args.all {
         domains = tables.domains();
@@ -304,6 +367,30 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         records: Vec::new(),
     };
     let now = now();
+    if let Some(slots) = work.state.slots.clone() {
+        let shared = work.tables.slot_domains(&slots.dir);
+        if args.all {
+            if args.new_selector.is_some() {
+                return Err(bad_hint(
+                    "--new-selector does not apply to the two-slot scheme",
+                    "the slots always use the selectors key and key1; leave it out",
+                ));
+            }
+            if args.activate {
+                work.slot_activate(&slots, &shared, &server, args.force, now)?;
+            } else if args.retire {
+                work.slot_retire(&slots, &shared, args.after.unwrap_or(7), args.force, now)?;
+            } else {
+                work.slot_start(&slots, &shared, bits, now)?;
+            }
+            domains.retain(|d| !shared.contains(d));
+        } else if let Some(d) = domains.iter().find(|d| shared.contains(d)) {
+            return Err(bad_hint(
+                format!("{d} signs with a key slot shared by every domain of the CNAME scheme"),
+                "rotate the slots for all of them at once: dkim-setup rotate --all",
+            ));
+        }
+    }
     for d in &domains {
         if args.activate {
             work.activate(d, &server, args.force, now)?;
@@ -326,11 +413,9 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         report(global, &plan, &work, step, None);
         return Ok(0);
     }
-    let _lock = if plan.changed() {
-        Some(crate::journal::lock(&ctx.root)?)
-    } else {
-        None
-    };
+    if plan.changed() && lock.is_none() {
+        lock = Some(crate::journal::lock(&ctx.root)?);
+    }
     let lines = Lines {
         quiet: global.quiet || global.json,
     };
@@ -342,6 +427,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         // The new keys' records, as the applier derived them.
         work.records.extend(plan.dns_records.iter().cloned());
     }
+    drop(lock);
     let run_id = applier.run_id().map(str::to_string);
     report(global, &plan, &work, step, run_id.as_deref());
     match result {
@@ -461,6 +547,7 @@ impl Work<'_> {
             domain: domain.to_string(),
             selector: selector.clone(),
             owner,
+            record: None,
         });
         let entry = tables::KeyEntry {
             name: format!("{selector}._domainkey.{domain}"),
@@ -639,6 +726,224 @@ impl Work<'_> {
         Ok(())
     }
 
+    /// Two-slot step 1: a new key in the idle slot for every domain; one
+    /// TXT record to publish, the CNAMEs already point at it.
+    fn slot_start(
+        &mut self,
+        slots: &Slots,
+        domains: &[String],
+        bits: Option<u32>,
+        now: u64,
+    ) -> Result<()> {
+        if let Some(p) = &slots.pending {
+            let name = slot_record_name(&slots.host, &p.selector);
+            self.said.push(format!(
+                "a new key in slot {} is already pending since {}: nothing to do; publish \
+                 {name}, then run 'dkim-setup rotate --all --activate'",
+                p.selector,
+                date(p.since)
+            ));
+            if let Ok(value) = record_of(self.root(), &slot_key_path(&slots.dir, &p.selector)) {
+                self.records.push(txt(&name, value));
+            }
+            return Ok(());
+        }
+        if let Some(r) = &slots.retiring {
+            bail!(
+                "the old key of slot {} is not retired yet\nhint: retire it first: dkim-setup \
+                 rotate --all --retire (after {})",
+                r.selector,
+                date(r.activated + 7 * DAY)
+            );
+        }
+        let idle = other_slot(&slots.active);
+        let key_path = slot_key_path(&slots.dir, idle);
+        if self.root().exists(&key_path) {
+            return Err(bad_hint(
+                format!("the idle slot {idle} still holds a key: '{key_path}'"),
+                "remove it (and its KeyTable lines) if no domain signs with it, then run again",
+            ));
+        }
+        let active_path = slot_key_path(&slots.dir, &slots.active);
+        let bits = bits
+            .or_else(|| record_bits(self.root(), &active_path))
+            .unwrap_or(2048);
+        let selector = slot_selector(idle);
+        let record = slot_record_name(&slots.host, idle);
+        self.steps.push(Step::Key {
+            path: key_path.clone(),
+            action: Action::Create,
+            bits,
+            domain: slots.host.clone(),
+            selector: selector.to_string(),
+            owner: Owner::new(self.profile.user, self.profile.group),
+            record: Some(record.clone()),
+        });
+        let entries: Vec<tables::KeyEntry> = domains
+            .iter()
+            .map(|d| tables::KeyEntry {
+                name: format!("{selector}._domainkey.{d}"),
+                domain: d.clone(),
+                selector: selector.to_string(),
+                key_path: key_path.clone(),
+            })
+            .collect();
+        self.key_text = tables::merge_key_table(&self.key_text, &entries)
+            .map_err(|e| anyhow!("'{}' {e}", self.tables.key_path))?
+            .text;
+        let s = self.state.slots.as_mut().expect("slot scheme");
+        s.created.insert(idle.to_string(), now);
+        s.pending = Some(Pending {
+            selector: idle.to_string(),
+            since: now,
+        });
+        self.said.push(format!(
+            "a new {bits}-bit key in slot {idle} for {}; they still sign with slot {}. Publish \
+             the one TXT record below at {record} (each domain's {selector}._domainkey CNAME \
+             already points there), wait until DNS serves it, then run:\n\n  dkim-setup rotate \
+             --all --activate\n",
+            domains.join(", "),
+            slots.active
+        ));
+        Ok(())
+    }
+
+    /// Two-slot step 2: every domain's idle selector must resolve, through
+    /// its CNAME, to the new key; then all switch at once.
+    fn slot_activate(
+        &mut self,
+        slots: &Slots,
+        domains: &[String],
+        server: &dns_lookup::Server,
+        force: bool,
+        now: u64,
+    ) -> Result<()> {
+        let Some(pending) = slots.pending.clone() else {
+            bail!(
+                "no new slot key is pending: nothing to activate\nhint: start a rotation with \
+                 'dkim-setup rotate --all'"
+            );
+        };
+        let expected = record_of(self.root(), &slot_key_path(&slots.dir, &pending.selector))?;
+        let selector = slot_selector(&pending.selector);
+        let mut lagging = Vec::new();
+        for d in domains {
+            if let Err(why) = dns_gate(server, &format!("{selector}._domainkey.{d}"), &expected) {
+                lagging.push(why);
+            }
+        }
+        match (lagging.is_empty(), force) {
+            (true, _) => self.said.push(format!(
+                "DNS serves the new key for every domain ({selector}._domainkey → {})",
+                slot_record_name(&slots.host, &pending.selector)
+            )),
+            (false, true) => self.said.push(format!(
+                "warning: {}; activating anyway (--force)",
+                lagging.join("; ")
+            )),
+            (false, false) => bail!(
+                "{}; no domain was switched\nhint: publish {} (and each domain's CNAME), wait \
+                 until DNS serves it, then run again; --force skips this check",
+                lagging.join("; "),
+                slot_record_name(&slots.host, &pending.selector)
+            ),
+        }
+        let entries: Vec<tables::SigningEntry> = domains
+            .iter()
+            .map(|d| tables::SigningEntry {
+                pattern: format!("*@{d}"),
+                key_name: format!("{selector}._domainkey.{d}"),
+            })
+            .collect();
+        self.signing_text = tables::merge_signing_table(&self.signing_text, &entries)
+            .map_err(|e| anyhow!("'{}' {e}", self.tables.signing_path))?
+            .text;
+        self.reload = true;
+        let s = self.state.slots.as_mut().expect("slot scheme");
+        let old = std::mem::replace(&mut s.active, pending.selector.clone());
+        s.pending = None;
+        s.retiring = Some(Retiring {
+            selector: old.clone(),
+            activated: now,
+        });
+        self.said.push(format!(
+            "{} now sign with slot {} (selector {selector}). Keep {} published: mail signed \
+             before this moment still needs it. After {} run:\n\n  dkim-setup rotate --all \
+             --retire\n",
+            domains.join(", "),
+            pending.selector,
+            slot_record_name(&slots.host, &old),
+            date(now + 7 * DAY)
+        ));
+        Ok(())
+    }
+
+    /// Two-slot step 3: empty the old slot after the retention period.
+    fn slot_retire(
+        &mut self,
+        slots: &Slots,
+        domains: &[String],
+        after_days: u64,
+        force: bool,
+        now: u64,
+    ) -> Result<()> {
+        let Some(retiring) = slots.retiring.clone() else {
+            if let Some(p) = &slots.pending {
+                bail!(
+                    "the new key in slot {} is not activated yet: the old one still signs\n\
+                     hint: activate it first: dkim-setup rotate --all --activate",
+                    p.selector
+                );
+            }
+            bail!("no old slot key waits to be retired\nhint: 'dkim-setup status' shows the keys");
+        };
+        let until = retiring.activated + after_days * DAY;
+        if now < until && !force {
+            bail!(
+                "the old key of slot {} was replaced on {} and may still be needed to verify \
+                 mail signed before then: it is kept until {} ({after_days} days)\nhint: run \
+                 this again after {}, or choose a shorter retention with --after DAYS; --force \
+                 retires it now",
+                retiring.selector,
+                date(retiring.activated),
+                date(until),
+                date(until)
+            );
+        }
+        let selector = slot_selector(&retiring.selector);
+        let names: Vec<String> = domains
+            .iter()
+            .map(|d| format!("{selector}._domainkey.{d}"))
+            .collect();
+        self.key_text = tables::remove_key_entries(&self.key_text, &names)
+            .map_err(|e| anyhow!("'{}' {e}", self.tables.key_path))?
+            .text;
+        let key_path = slot_key_path(&slots.dir, &retiring.selector);
+        let record = slot_record_name(&slots.host, &retiring.selector);
+        if let Ok(value) = record_of(self.root(), &key_path) {
+            self.records.push(txt(&record, value));
+        }
+        let txt_path = format!("{}/{}.txt", slots.dir, retiring.selector);
+        for path in [key_path, txt_path] {
+            if self.root().exists(&path) {
+                self.removes.push(Step::Remove {
+                    path,
+                    why: format!("retired key of slot {}", retiring.selector),
+                });
+            }
+        }
+        self.reload = true;
+        let s = self.state.slots.as_mut().expect("slot scheme");
+        s.retiring = None;
+        s.created.remove(&retiring.selector);
+        self.said.push(format!(
+            "the old key of slot {} is retired: the TXT record {record} may now be deleted; \
+             keep every domain's CNAMEs, the next rotation puts a new key in slot {} again",
+            retiring.selector, retiring.selector
+        ));
+        Ok(())
+    }
+
     /// The plan: new keys, the tables, the state, removed files, then the
     /// validation, `opendkim -n` and a reload (never a restart).
     fn plan(&mut self, distro: &distro::Distro) -> Result<Plan> {
@@ -671,14 +976,7 @@ impl Work<'_> {
         let new_state = state_text(&self.state);
         let state_changed = self.state_old.as_deref() != Some(new_state.as_str());
         if state_changed {
-            if !self.root().exists("/var/lib/dkim-setup") {
-                steps.push(Step::Dir {
-                    path: "/var/lib/dkim-setup".into(),
-                    action: Action::Create,
-                    mode: 0o755,
-                    owner: Owner::new("root", "root"),
-                });
-            }
+            // Its directory is the journal's, made before the first change.
             steps.push(file(STATE, self.state_old.clone(), new_state, 0o644));
         }
         steps.append(&mut self.removes);
@@ -859,9 +1157,32 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
     let (_, state) = read_state(&root)?;
     let now = now();
     let mut rows = Vec::new();
+    let shared = state
+        .slots
+        .as_ref()
+        .map(|s| tables.slot_domains(&s.dir))
+        .unwrap_or_default();
     for domain in tables.domains() {
         let active = tables.active(&domain).expect("listed").clone();
-        let ds = state.domains.get(&domain).cloned().unwrap_or_default();
+        let mut ds = state.domains.get(&domain).cloned().unwrap_or_default();
+        let in_slots = shared.contains(&domain);
+        if let (true, Some(slots)) = (in_slots, &state.slots) {
+            // The slots' state, told with the selectors the domain uses.
+            let as_selector = |slot: &str| slot_selector(slot).to_string();
+            ds.created = slots
+                .created
+                .iter()
+                .map(|(k, v)| (as_selector(k), *v))
+                .collect();
+            ds.pending = slots.pending.as_ref().map(|p| Pending {
+                selector: as_selector(&p.selector),
+                since: p.since,
+            });
+            ds.retiring = slots.retiring.as_ref().map(|r| Retiring {
+                selector: as_selector(&r.selector),
+                activated: r.activated,
+            });
+        }
         let bits = record_bits(&root, &active.key_path);
         let created = ds.created.get(&active.selector).copied().or_else(|| {
             std::fs::metadata(root.path(&active.key_path))
@@ -895,7 +1216,7 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
             bits,
             created,
             age_days,
-            scheme: "selector",
+            scheme: if in_slots { "cname" } else { "selector" },
             pending,
             retiring,
             rotation_due: age_days.is_some_and(|a| a >= args.max_age),

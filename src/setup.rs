@@ -39,6 +39,8 @@ pub struct Answers {
     pub report_address: Option<String>,
     pub no_install: bool,
     pub no_restart: bool,
+    /// The two-slot CNAME scheme: the host of the slot records.
+    pub slot_host: Option<String>,
 }
 
 pub const DEFAULT_SELECTOR: &str = "key";
@@ -222,6 +224,8 @@ struct Planner<'a> {
 /// What the plan decided for opendkim.conf.
 struct ConfPlan {
     old_socket: Option<String>,
+    /// The daemon's user changes (a restart, not a reload).
+    user_changed: bool,
     key_table: String,
     signing_table: String,
     trusted_hosts: String,
@@ -425,6 +429,12 @@ impl Planner<'_> {
         let old_socket = current
             .as_deref()
             .and_then(|c| opendkim_conf::get(c, "Socket"));
+        // SIGUSR1 rereads the configuration but cannot change the user the
+        // daemon runs as: a new UserID needs a restart, as a new socket does.
+        let user_changed = current
+            .as_deref()
+            .and_then(|c| opendkim_conf::get(c, "UserID"))
+            != opendkim_conf::get(&new, "UserID");
         self.steps.push(Step::File {
             path: path.to_string(),
             action,
@@ -435,6 +445,7 @@ impl Planner<'_> {
         });
         Ok(ConfPlan {
             old_socket,
+            user_changed,
             key_table,
             signing_table,
             trusted_hosts,
@@ -577,9 +588,18 @@ impl Planner<'_> {
             Owner::new("root", "root"),
             ids,
         )?;
+        let (state_old, mut state) = crate::rotate::read_state(self.root())?;
+        let slot = self.slot_plan(&state)?;
         let mut key_entries = Vec::new();
         let mut signing_entries = Vec::new();
         for domain in &self.answers.domains {
+            if let Some((host, dir, active)) = &slot {
+                let (key_entry, signing_entry) =
+                    self.plan_slot_domain(domain, host, dir, active, &existing_signing, ids)?;
+                key_entries.push(key_entry);
+                signing_entries.push(signing_entry);
+                continue;
+            }
             let pattern = format!("*@{domain}");
             let configured = existing_signing
                 .iter()
@@ -653,6 +673,9 @@ impl Planner<'_> {
             }
         }
         self.check_tables(conf, &merged_keys.text, &merged_signing.text)?;
+        if let Some((host, dir, active)) = slot {
+            self.plan_slot_state(state_old, &mut state, host, dir, active);
+        }
         let others: Vec<String> = tables::parse_key_table(&merged_keys.text)
             .unwrap_or_default()
             .into_iter()
@@ -690,6 +713,118 @@ impl Planner<'_> {
             Some(Owner::new("root", "root")),
         );
         Ok(self.steps[before..].iter().any(Step::changes))
+    }
+
+    /// The two-slot scheme, when asked for or already set up: (host, key
+    /// directory, active slot).
+    fn slot_plan(&self, state: &crate::rotate::State) -> Result<Option<(String, String, String)>> {
+        let asked = self.answers.slot_host.as_deref();
+        match (asked, &state.slots) {
+            (Some(a), Some(s)) if a != s.host => Err(bad_hint(
+                format!(
+                    "the key slots are published under '{}' already, not '{a}'",
+                    s.host
+                ),
+                format!(
+                    "keep --slot-host {} (the domains' CNAMEs point there), or leave it out",
+                    s.host
+                ),
+            )),
+            (_, Some(s)) => Ok(Some((s.host.clone(), s.dir.clone(), s.active.clone()))),
+            (Some(a), None) => Ok(Some((
+                a.to_string(),
+                format!("{}/slots", self.profile.keys_dir),
+                "a".to_string(),
+            ))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// One domain of the two-slot scheme: it signs with the active slot's
+    /// key under that slot's selector; the key is planned once for all.
+    fn plan_slot_domain(
+        &mut self,
+        domain: &str,
+        host: &str,
+        dir: &str,
+        active: &str,
+        existing_signing: &[tables::SigningEntry],
+        ids: Option<Ids>,
+    ) -> Result<(tables::KeyEntry, tables::SigningEntry)> {
+        let selector = crate::rotate::slot_selector(active);
+        let key_path = crate::rotate::slot_key_path(dir, active);
+        let name = format!("{selector}._domainkey.{domain}");
+        validate::record_name(selector, domain)?;
+        self.ensure_dir(self.profile.keys_dir, 0o750, self.owner(), ids)?;
+        self.ensure_dir(dir, 0o700, self.owner(), ids)?;
+        let planned = self
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Key { path, .. } if *path == key_path));
+        if !planned {
+            self.plan_key(&key_path, host, selector, ids, false)?;
+            if let Some(Step::Key { record, .. }) = self.steps.last_mut() {
+                *record = Some(crate::rotate::slot_record_name(host, active));
+            }
+        }
+        let pattern = format!("*@{domain}");
+        if let Some(e) = existing_signing.iter().find(|e| e.pattern == pattern)
+            && !e.key_name.eq_ignore_ascii_case(&name)
+        {
+            self.warnings.push(format!(
+                "signing for {domain} switches from '{}' to the shared slot key '{name}': \
+                 receivers can verify the new signatures only once {name} is a CNAME to \
+                 {}: publish it right away",
+                e.key_name,
+                crate::rotate::slot_record_name(host, active)
+            ));
+        }
+        Ok((
+            tables::KeyEntry {
+                name: name.clone(),
+                domain: domain.to_string(),
+                selector: selector.to_string(),
+                key_path,
+            },
+            tables::SigningEntry {
+                pattern,
+                key_name: name,
+            },
+        ))
+    }
+
+    /// The slot scheme's record in the rotation state.
+    fn plan_slot_state(
+        &mut self,
+        old: Option<String>,
+        state: &mut crate::rotate::State,
+        host: String,
+        dir: String,
+        active: String,
+    ) {
+        let key_path = crate::rotate::slot_key_path(&dir, &active);
+        let created_now = self.steps.iter().any(
+            |s| matches!(s, Step::Key { path, action: Action::Create, .. } if *path == key_path),
+        );
+        let slots = state.slots.get_or_insert_with(|| crate::rotate::Slots {
+            host,
+            dir,
+            active: active.clone(),
+            created: Default::default(),
+            pending: None,
+            retiring: None,
+        });
+        if created_now {
+            slots.created.insert(active, crate::rotate::now());
+        }
+        let new = crate::rotate::state_text(state);
+        self.file_step(
+            crate::rotate::STATE,
+            old,
+            new,
+            0o644,
+            Some(Owner::new("root", "root")),
+        );
     }
 
     /// The tables opendkim will read must agree with each other and point at
@@ -779,6 +914,7 @@ impl Planner<'_> {
                     domain: domain.to_string(),
                     selector: selector.to_string(),
                     owner,
+                    record: None,
                 });
             }
             Some(_) => {
@@ -802,6 +938,7 @@ impl Planner<'_> {
                     domain: domain.to_string(),
                     selector: selector.to_string(),
                     owner,
+                    record: None,
                 });
                 self.secure_existing_key(path, ids)?;
             }
@@ -1105,6 +1242,7 @@ impl Planner<'_> {
     ) -> Result<()> {
         let socket_changed = conf.old_socket.as_deref()
             != Some(self.answers.socket.opendkim().as_str())
+            || conf.user_changed
             || self.steps.iter().any(|s| {
                 matches!(s, Step::File { path, action: Action::Modify, .. }
                 if self.profile.socket_overrides.iter().any(|o| o.path() == path))

@@ -49,6 +49,39 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
     for d in &domains {
         validate::record_name(selector.as_deref().unwrap_or(setup::DEFAULT_SELECTOR), d)?;
     }
+    let cname = args.rotation == Some(crate::cli::Rotation::Cname);
+    let slot_host = match (&args.slot_host, cname) {
+        (Some(h), true) => {
+            let host = validate::domain(h).map_err(|_| {
+                bad_hint(
+                    format!("invalid slot host '{}'", validate::shown(h)),
+                    "give the host name under which dkim_a and dkim_b are published, e.g. \
+                     mail.example.net",
+                )
+            })?;
+            validate::record_name("dkim_a", &host)?;
+            Some(host)
+        }
+        (None, true) => {
+            return Err(bad_hint(
+                "missing answer: --rotation cname needs --slot-host",
+                "pass --slot-host mail.example.net (where dkim_a and dkim_b are published)",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(bad_hint(
+                "--slot-host goes with --rotation cname",
+                "add --rotation cname, or leave --slot-host out",
+            ));
+        }
+        (None, false) => None,
+    };
+    if slot_host.is_some() && selector.is_some() {
+        return Err(bad_hint(
+            "--selector cannot be chosen with --rotation cname",
+            "the two slots always use the selectors key and key1; leave --selector out",
+        ));
+    }
     Ok(Answers {
         domains,
         selector,
@@ -67,6 +100,7 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
             .transpose()?,
         no_install: args.no_install,
         no_restart: args.no_restart,
+        slot_host,
     })
 }
 
@@ -257,6 +291,16 @@ fn execute(
     }
     let result = applier.apply(&mut plan, &answers.socket);
     drop(lock);
+    let slots = crate::rotate::read_state(&ctx.root)
+        .map(|(_, s)| s.slots.is_some())
+        .unwrap_or(false);
+    if result.is_ok() && slots {
+        // The shared slot key is published once; each domain adds CNAMEs.
+        let conf = distro.profile().opendkim_conf;
+        if let Ok(found) = crate::dns::configured_records(&ctx.root, conf, &answers.domains) {
+            plan.dns_records = found.records;
+        }
+    }
     let run_id = applier.run_id().map(str::to_string);
     report(
         global,
@@ -371,7 +415,7 @@ fn report(
     } else {
         println!("Nothing to change: DKIM signing for {domains} is already set up.");
     }
-    println!("\nPublish these DNS records (TXT):\n");
+    println!("\nPublish these DNS records:\n");
     for r in &plan.dns_records {
         println!(
             "  name:  {}\n  type:  {}\n  value: {}\n",

@@ -75,6 +75,12 @@ fn tail(text: &str, lines: usize) -> String {
 /// Run one scenario script of tests/e2e/ (inside.sh, interactive.sh, ...) in
 /// a fresh throwaway system (one per part for a script with parts, safety.sh).
 fn run_scenario(scenario: &str) {
+    // One scenario at a time: each runs real daemons whose timings (probes,
+    // a mail every 100 ms) must not depend on how many others share the CPU.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let missing = missing_prerequisites();
     if !missing.is_empty() {
         let reason = missing.join(", ");

@@ -428,3 +428,252 @@ fn rotate_all_covers_every_configured_domain() {
         ]
     );
 }
+
+/// A server for the two-slot scheme: each domain's CNAMEs, and the slot
+/// TXT records given.
+fn slot_dns(domains: &[&str], slots: &[(&str, &str)]) -> String {
+    let mut zone = Zone::default();
+    for d in domains {
+        zone = zone
+            .cname(&format!("key._domainkey.{d}"), "dkim_a.mail.example.net")
+            .cname(&format!("key1._domainkey.{d}"), "dkim_b.mail.example.net");
+    }
+    for (name, value) in slots {
+        let strings = value
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        zone = zone.txt(name, vec![strings]);
+    }
+    serve(zone).to_string()
+}
+
+fn records(tree: &Tree) -> Vec<(String, String, String)> {
+    let out = tree.run(&["dns", "--format", "json"]);
+    out.assert_ok();
+    out.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                r["type"].as_str().unwrap().to_string(),
+                r["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_two_slot_cname_scheme_rotates_every_domain_at_once() {
+    let tree = Tree::debian12_with_checks();
+    let domains = ["example.test", "second.test"];
+    tree.wizard(&[
+        "--rotation",
+        "cname",
+        "--slot-host",
+        "mail.example.net",
+        "-d",
+        "example.test",
+        "-d",
+        "second.test",
+    ])
+    .assert_ok();
+    let slot_a = "etc/opendkim/keys/slots/a.private";
+    assert_eq!(tree.stat(slot_a).0, 0o600);
+    assert_eq!(tree.stat("etc/opendkim/keys/slots").0, 0o700);
+    assert_eq!(
+        tree.read("etc/opendkim/SigningTable"),
+        "*@example.test key._domainkey.example.test\n*@second.test key._domainkey.second.test\n"
+    );
+    let published = records(&tree);
+    let kinds: Vec<(&str, &str)> = published
+        .iter()
+        .map(|(n, t, _)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("key._domainkey.example.test", "CNAME"),
+            ("key1._domainkey.example.test", "CNAME"),
+            ("key._domainkey.second.test", "CNAME"),
+            ("key1._domainkey.second.test", "CNAME"),
+            ("dkim_a.mail.example.net", "TXT"),
+        ]
+    );
+    assert_eq!(published[1].2, "dkim_b.mail.example.net");
+    let key_a = published[4].2.clone();
+    let bind = tree.run(&["dns", "--format", "bind"]).stdout;
+    assert!(
+        bind.contains("key1._domainkey.second.test. IN CNAME dkim_b.mail.example.net.\n"),
+        "{bind}"
+    );
+    // A second run changes nothing.
+    let again = tree.wizard(&["-d", "example.test", "-d", "second.test", "--json"]);
+    again.assert_ok();
+    assert_eq!(again.json()["changed"], false, "{}", again.stdout);
+
+    // Per-domain rotation is refused: the key is shared.
+    let out = tree.run(&["rotate", "-d", "example.test"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("dkim-setup rotate --all"),
+        "{}",
+        out.stderr
+    );
+
+    // 1. One new key, into slot b, one TXT record to publish.
+    let t0 = now();
+    let start = at(&tree, t0, &["rotate", "--all", "--json"]);
+    start.assert_ok();
+    let doc = start.json();
+    let new = doc["dns_records"].as_array().unwrap();
+    assert_eq!(new.len(), 1, "{doc:#}");
+    assert_eq!(new[0]["name"], "dkim_b.mail.example.net");
+    let key_b = new[0]["value"].as_str().unwrap().to_string();
+    assert!(tree.exists("etc/opendkim/keys/slots/b.private"));
+    assert!(tree.read("etc/opendkim/KeyTable").contains(
+        "key1._domainkey.second.test second.test:key1:/etc/opendkim/keys/slots/b.private"
+    ));
+    let status = status_json(&tree, t0, &[]);
+    assert_eq!(status["domains"][0]["scheme"], "cname");
+    assert_eq!(status["domains"][1]["pending"]["selector"], "key1");
+
+    // 2. Refused while dkim_b still serves nothing, or second.test's CNAME is missing.
+    let before = tree.snapshot_without_backups();
+    let lagging = [
+        slot_dns(&domains, &[("dkim_a.mail.example.net", &key_a)]),
+        slot_dns(
+            &["example.test"],
+            &[
+                ("dkim_a.mail.example.net", &key_a),
+                ("dkim_b.mail.example.net", &key_b),
+            ],
+        ),
+    ];
+    for ns in &lagging {
+        let out = at(
+            &tree,
+            t0,
+            &["rotate", "--all", "--activate", "--nameserver", ns],
+        );
+        out.assert_code(1);
+        assert!(
+            out.stderr.contains("no domain was switched"),
+            "{}",
+            out.stderr
+        );
+        assert_same_tree(&before, &tree.snapshot_without_backups());
+    }
+    let second = at(
+        &tree,
+        t0,
+        &["rotate", "--all", "--activate", "--nameserver", &lagging[1]],
+    );
+    assert!(
+        second.stderr.contains("key1._domainkey.second.test"),
+        "{}",
+        second.stderr
+    );
+
+    let ns = slot_dns(
+        &domains,
+        &[
+            ("dkim_a.mail.example.net", &key_a),
+            ("dkim_b.mail.example.net", &key_b),
+        ],
+    );
+    at(
+        &tree,
+        t0 + 60,
+        &["rotate", "--all", "--activate", "--nameserver", &ns],
+    )
+    .assert_ok();
+    assert_eq!(
+        tree.read("etc/opendkim/SigningTable"),
+        "*@example.test key1._domainkey.example.test\n*@second.test key1._domainkey.second.test\n"
+    );
+
+    // 3. Retire slot a after the retention period; its TXT may go, the CNAMEs stay.
+    at(&tree, t0 + DAY, &["rotate", "--all", "--retire"]).assert_code(1);
+    let retire = at(&tree, t0 + 8 * DAY, &["rotate", "--all", "--retire"]);
+    retire.assert_ok();
+    assert!(
+        retire
+            .stdout
+            .contains("the TXT record dkim_a.mail.example.net may now be deleted"),
+        "{}",
+        retire.stdout
+    );
+    assert!(!tree.exists(slot_a));
+    assert!(
+        !tree
+            .read("etc/opendkim/KeyTable")
+            .contains("slots/a.private")
+    );
+    let after: Vec<String> = records(&tree).into_iter().map(|r| r.0).collect();
+    assert!(
+        after.contains(&"key._domainkey.example.test".to_string()),
+        "{after:?}"
+    );
+    assert!(
+        !after.contains(&"dkim_a.mail.example.net".to_string()),
+        "{after:?}"
+    );
+
+    // The next rotation fills slot a again.
+    let next = at(&tree, t0 + 9 * DAY, &["rotate", "--all", "--json"]);
+    next.assert_ok();
+    assert_eq!(
+        next.json()["dns_records"][0]["name"],
+        "dkim_a.mail.example.net"
+    );
+}
+
+#[test]
+fn the_cname_scheme_needs_a_valid_slot_host_and_no_selector() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--rotation", "cname", "-d", "example.test"],
+            "needs --slot-host",
+        ),
+        (
+            &["--slot-host", "mail.example.net", "-d", "example.test"],
+            "--slot-host goes with --rotation cname",
+        ),
+        (
+            &[
+                "--rotation",
+                "cname",
+                "--slot-host",
+                "bad host",
+                "-d",
+                "example.test",
+            ],
+            "invalid slot host 'bad host'",
+        ),
+        (
+            &[
+                "--rotation",
+                "cname",
+                "--slot-host",
+                "mail.example.net",
+                "-s",
+                "sel",
+                "-d",
+                "example.test",
+            ],
+            "--selector cannot be chosen",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = tree.wizard(args);
+        out.assert_code(2);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert_same_tree(&before, &tree.snapshot());
+    }
+}

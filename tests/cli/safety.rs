@@ -470,3 +470,40 @@ fn a_file_edited_while_the_run_applies_is_never_overwritten() {
     expected.remove("etc/postfix/main.cf");
     assert_same_tree(&expected, &now);
 }
+
+#[test]
+fn a_rotation_killed_midway_is_undone_by_the_next_rotation_which_converges() {
+    let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    let root = tree.root_str();
+    for n in 1..6 {
+        let before = tree.snapshot_without_backups();
+        let out = tree.run_raw_env(
+            &["--root", &root, "rotate", "-d", "example.test"],
+            None,
+            &[("DKIM_SETUP_TEST_FAULT", &format!("kill:{n}"))],
+        );
+        assert_ne!(out.code, 0, "point {n} was not reached: {}", out.stderr);
+        // Reading commands work on the half-done state.
+        tree.run(&["status"]).assert_ok();
+        let list = tree.run(&["revert", "--list"]);
+        let interrupted = list.stdout.contains("interrupted");
+        let again = tree.run(&["rotate", "-d", "example.test"]);
+        again.assert_ok();
+        assert_eq!(
+            again.stderr.contains("was interrupted before it finished"),
+            interrupted,
+            "point {n}: {}",
+            again.stderr
+        );
+        let table = tree.read("etc/opendkim/KeyTable");
+        assert_eq!(
+            table.matches("key1._domainkey.example.test").count(),
+            1,
+            "{table}"
+        );
+        // Back to where this round began, for the next point.
+        tree.run(&["revert"]).assert_ok();
+        assert_same_tree(&before, &tree.snapshot_without_backups());
+    }
+}
