@@ -16,7 +16,7 @@
 //! 1 with /etc left byte for byte as it was; and `revert` after a good run puts
 //! /etc back byte for byte, stops the opendkim that run started, and refuses a
 //! file edited by hand since unless `--force`.
-//! A fifth, `rotate`: key -> key1, activated only once DNS serves key1, under load with no mail lost or unsigned (s=key before, s=key1 after), the old key retired after the retention period.
+//! A fifth, `rotate`, in two fresh systems: key -> key1 activated only once DNS serves key1, under load with no mail lost or unsigned (s=key before, s=key1 after), the old key retired after the retention period; and the same through two CNAME'd slots for two domains at once.
 //!
 //! Needs root, debootstrap and unshare, and (the first time, to build the cached
 //! tree under target/e2e/) access to Debian's package mirror. Without them the

@@ -28,15 +28,18 @@ Exit 0 when every marked message has a DKIM-Signature that verifies; 1 otherwise
                      began after END s=NEW (those in between may carry either),
                      both must occur, and the last line is
                        rotate: sent N, delivered D, s=OLD K0, s=NEW K1, unsigned U, lost L
-  --switched-at T    with --expect-switch: the switch took effect at T (epoch
-                     seconds, e.g. when opendkim logged its reload), which may
-                     be after END; only submissions begun after both are "after".
-  --selector and --domain may be repeated: a signature of any of the domains
-  with any of the selectors counts as ours (each selector's record must be in
-  --dns).
+  --zone FILE        instead of --dns: a dnsd.py RECORDS.json (TXT records and
+                     CNAMEs); the dnsfunc follows the CNAME chain as DNS does
+                     (dnsd.resolve_txt), so what is verified is what dnsd.py
+                     serves.
+  --selector and --domain may be repeated: a signature with any of the
+  selectors, by the domain of the message's From (one of the domains), counts
+  as ours; each selector's record of each domain must be in --dns or --zone.
 """
 
 import argparse
+import email
+import email.utils
 import json
 import mailbox
 import os
@@ -44,6 +47,8 @@ import sys
 import time
 
 import dkim
+
+import dnsd
 
 
 def norm(name):
@@ -112,7 +117,10 @@ def check_signature(raw, dnsfunc, domains, selectors):
         f"{k.decode()}={sig[k].decode()}" for k in (b"d", b"s", b"a") if k in sig
     )
     selector = sig[b"s"].decode() if b"s" in sig else None
-    ours = (sig.get(b"d", b"").decode().lower() in domains) and selector in selectors
+    sender = email.utils.parseaddr(email.message_from_bytes(headers(raw) + b"\n\n").get("From", ""))[1]
+    from_domain = sender.rpartition("@")[2].lower()
+    signer = sig.get(b"d", b"").decode().lower()
+    ours = signer in domains and signer == from_domain and selector in selectors
     return bool(good) and ours, f"{desc}; dkimpy verify: {good}", selector
 
 
@@ -194,7 +202,6 @@ def switch_report(args, accepted, selector_of, delivered, unsigned, lost, sent):
     """The --expect-switch checks and lines; True when one failed."""
     old, new = args.expect_switch
     start, end = args.window
-    end = max(end, args.switched_at or end)
     bad = False
     phases = {"before": [], "during": [], "after": []}
     for e in accepted:
@@ -227,6 +234,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mbox", required=True)
     ap.add_argument("--dns", help="output of `dkim-setup dns --format json` (optional with --delivered-only)")
+    ap.add_argument("--zone", help="a dnsd.py RECORDS.json, CNAMEs followed (instead of --dns)")
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--domain", action="append")
     ap.add_argument("--selector", action="append")
@@ -234,7 +242,6 @@ def main():
     ap.add_argument("--ledger")
     ap.add_argument("--window", nargs=2, type=float, metavar=("START", "END"))
     ap.add_argument("--expect-switch", nargs=2, metavar=("OLD", "NEW"))
-    ap.add_argument("--switched-at", type=float, metavar="T")
     ap.add_argument("markers", nargs="*")
     args = ap.parse_args()
     args.domain = [d.lower() for d in args.domain or ["example.test"]]
@@ -245,22 +252,37 @@ def main():
         args.selector = list(dict.fromkeys(args.selector + args.expect_switch))
     if bool(args.markers) == bool(args.ledger):
         ap.error("give either MARKERs or --ledger")
-    if not args.dns and not args.delivered_only:
-        ap.error("--dns is required unless --delivered-only")
+    if args.dns and args.zone:
+        ap.error("give --dns or --zone, not both")
+    if not (args.dns or args.zone) and not args.delivered_only:
+        ap.error("--dns or --zone is required unless --delivered-only")
 
-    records = load_txt_records(args.dns) if args.dns else {}
+    cnames = {}  # name -> "name -> target -> ..." for the names behind a CNAME
+    if args.zone:
+        zone = dnsd.load(args.zone)
+
+        def lookup(name):
+            chain, txt = dnsd.resolve_txt(zone, name)
+            if chain:
+                cnames[norm(name)] = " -> ".join([chain[0][0]] + [t for _, t in chain])
+            return "".join(txt[0]).encode("ascii") if txt else None
+    else:
+        records = load_txt_records(args.dns) if args.dns else {}
+
+        def lookup(name):
+            return records.get(norm(name))
     for selector in args.selector:
         for domain in args.domain:
             want_name = f"{selector}._domainkey.{domain}"
-            if args.dns and want_name not in records:
-                print(f"verify: {args.dns} has no TXT record for {want_name} (has: {sorted(records)})")
+            if (args.dns or args.zone) and lookup(want_name) is None:
+                print(f"verify: {args.dns or args.zone} has no TXT record for {want_name}")
                 return 1
 
     looked_up = []
 
     def dnsfunc(name, timeout=5):
         looked_up.append(norm(name))
-        return records.get(norm(name))
+        return lookup(norm(name))
 
     if args.ledger:
         return ledger_mode(args, dnsfunc)
@@ -275,6 +297,7 @@ def main():
 
     ok = True
     for marker in args.markers:
+        looked_up.clear()
         msgs = found[marker]
         if not msgs:
             print(f"verify: {marker}: NOT delivered to {args.mbox} within {args.timeout:.0f} s")
@@ -297,7 +320,8 @@ def main():
         if args.delivered_only:
             print(f"verify: {marker}: delivered, with a DKIM-Signature ({desc})")
         elif good:
-            print(f"verify: {marker}: DKIM-Signature present ({desc})")
+            via = "".join(f"; key at {cnames[n]}" for n in dict.fromkeys(looked_up) if n in cnames)
+            print(f"verify: {marker}: DKIM-Signature present ({desc}{via})")
         else:
             ok = False
             print(f"verify: {marker}: DKIM verification FAILED ({desc}); "
