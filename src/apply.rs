@@ -473,6 +473,14 @@ impl<'a> Applier<'a> {
     fn create_dir(&mut self, path: &str, mode: u32, owner: &Owner) -> Result<()> {
         let (uid, gid) = self.ids(owner)?;
         let real = self.ctx.root.path(path);
+        // Only a directory this run really creates may ever be removed by
+        // an undo: one that appeared since the plan stops the run here.
+        if fs::symlink_metadata(&real).is_ok() {
+            bail!(
+                "'{path}' appeared while this run was being planned; nothing of it was \
+                 changed\nhint: run dkim-setup again to plan against the system as it is now"
+            );
+        }
         self.journal.record(Record::Mkdir {
             path: path.to_string(),
         })?;
@@ -684,19 +692,22 @@ fn tmp_target(path: &str) -> String {
     journal::tmp_name(Path::new(path)).display().to_string()
 }
 
-/// UTC time as `YYYYMMDDTHHMMSSZ`, with the process id for uniqueness.
+/// UTC time as `YYYYMMDDTHHMMSS.uuuuuuZ-PID`: sortable, and unique.
 pub fn timestamp() -> String {
-    let secs = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or_default();
+    let secs = now.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
+    // Microseconds, so that the ids of runs sort as they happened (the
+    // process id alone does not: it wraps, and sorts as text).
     format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:06}Z-{}",
         rest / 3600,
         rest % 3600 / 60,
         rest % 60,
+        now.subsec_micros(),
         std::process::id()
     )
 }

@@ -224,9 +224,10 @@ pub fn missing_answers(args: &mut WizardArgs, found: &Found) -> Result<Asked> {
         .collect();
     let configured = |d: &String| found.signed.iter().any(|(s, _)| s == d);
     let new_domains = typed.iter().filter(|d| !configured(d)).count();
-    // The two-slot scheme fixes the selectors (key, key1): nothing to ask.
+    // The two-slot scheme fixes the selectors (key, key1), and
+    // --selector-from-hostname derives it: nothing to ask.
     let slots = args.rotation == Some(crate::cli::Rotation::Cname) || found.slots;
-    if args.selector.is_none() && new_domains > 0 && !slots {
+    if args.selector.is_none() && !args.selector_from_hostname && new_domains > 0 && !slots {
         let prompt = if new_domains < typed.len() {
             asked.selector_for_new_only = true;
             "Selector for the new domains (the key's name in DNS)"

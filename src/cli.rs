@@ -7,7 +7,21 @@ use std::path::PathBuf;
 #[command(
     name = "dkim-setup",
     version,
-    about = "Set up DKIM signing for Postfix with OpenDKIM"
+    about = "Set up DKIM signing for Postfix with OpenDKIM",
+    after_help = "\
+Examples:
+  # Ask what is missing, show the plan, apply it on Enter
+  dkim-setup wizard
+  # Unattended, for scripts: sign for example.com
+  dkim-setup wizard -y -d example.com
+  # The DNS records to publish, in zone-file form
+  dkim-setup dns --format bind
+  # Prove signing, key safety and the published record
+  dkim-setup check
+  # Undo the last run
+  dkim-setup revert
+
+Run 'dkim-setup COMMAND --help' for each command's options and examples."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -38,16 +52,68 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set up DKIM signing step by step
+    #[command(after_help = "\
+Examples:
+  # At a terminal: ask what is missing, show the plan, apply it on Enter
+  dkim-setup wizard
+  # Unattended, two domains
+  dkim-setup wizard -y -d example.com -d example.org
+  # Every diff and command, changing nothing
+  dkim-setup wizard -y -d example.com --dry-run
+  # Save this run's answers, then replay them on every server of a fleet,
+  # each signing with its own selector (mx1 on mx1.example.com)
+  dkim-setup wizard -d example.com --selector-from-hostname \\
+      --save-answers fleet.toml
+  dkim-setup wizard --answers fleet.toml
+  # Two key slots behind CNAMEs, for rotation without DNS edits per domain
+  dkim-setup wizard -y -d example.com --rotation cname \\
+      --slot-host mail.example.net")]
     Wizard(WizardArgs),
     /// Print the DNS records to publish for the configured domains
+    #[command(after_help = "\
+Examples:
+  # One line per record, the value unquoted (for web control panels)
+  dkim-setup dns
+  # Zone-file form, the value split into quoted strings
+  dkim-setup dns --format bind --domain example.com
+  # JSON: [{name, type, value, strings}]
+  dkim-setup dns --format json")]
     Dns(DnsArgs),
     /// Prove that an installed setup signs, and that DNS matches
+    #[command(after_help = "\
+Examples:
+  # Every check, every configured domain
+  dkim-setup check
+  # One domain, asking the zone's own name server (no caches)
+  dkim-setup check --domain example.com --nameserver 192.0.2.53")]
     Check(CheckArgs),
     /// Undo the last (or a named) run from its journal, byte for byte
+    #[command(after_help = "\
+Examples:
+  # The runs recorded on this system
+  dkim-setup revert --list
+  # Undo the last run
+  dkim-setup revert
+  # What undoing a given run would do
+  dkim-setup revert 20261204T101500Z-4242 --dry-run")]
     Revert(RevertArgs),
     /// Replace a domain's key without a signing gap: new key, activate, retire
+    #[command(after_help = "\
+Examples:
+  # 1. A new key beside the old one; prints the record to publish
+  dkim-setup rotate --domain example.com
+  # 2. Once DNS serves it: sign with the new key
+  dkim-setup rotate --domain example.com --activate
+  # 3. A week later: remove the old key
+  dkim-setup rotate --domain example.com --retire")]
     Rotate(RotateArgs),
     /// Per domain: selector, key, age, pending rotation, rotation due
+    #[command(after_help = "\
+Examples:
+  # Key ages and pending rotations
+  dkim-setup status
+  # For cron: exit 1 when a key is older than 180 days
+  dkim-setup status --max-age 180 --fail-if-due")]
     Status(StatusArgs),
 }
 
@@ -129,15 +195,18 @@ pub struct WizardArgs {
     /// DKIM selector [default: key, or the domain's configured one]
     #[arg(short, long, value_name = "NAME")]
     pub selector: Option<String>,
+    /// Selector from the host name's first label (mx1 on mx1.example.com), for fleets
+    #[arg(long, conflicts_with = "selector")]
+    pub selector_from_hostname: bool,
     /// RSA key size: 1024 (warns), 2048, 3072 or 4096 [default: 2048]
     #[arg(long, value_name = "N")]
     pub bits: Option<u32>,
     /// Allow a 4096-bit key, whose DNS record many providers truncate
     #[arg(long)]
     pub allow_long_key: bool,
-    /// Where opendkim listens; Postfix is pointed at the same place
-    #[arg(long, default_value = "inet:8891@127.0.0.1", value_name = "SPEC")]
-    pub socket: String,
+    /// Where opendkim listens; Postfix is pointed at the same place [default: inet:8891@127.0.0.1]
+    #[arg(long, value_name = "SPEC")]
+    pub socket: Option<String>,
     /// Extra InternalHosts/ExternalIgnoreList entry (repeatable); loopback is always there
     #[arg(long = "trusted-host", value_name = "HOST")]
     pub trusted_hosts: Vec<String>,
@@ -159,6 +228,15 @@ pub struct WizardArgs {
     /// With --rotation cname: the host whose dkim_a/dkim_b TXT records hold the keys
     #[arg(long, value_name = "HOST")]
     pub slot_host: Option<String>,
+    /// Replay the answers saved in FILE (TOML), unattended; flags override them
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+    /// Write this run's answers to FILE (TOML), for --answers on other servers
+    #[arg(long, value_name = "FILE")]
+    pub save_answers: Option<PathBuf>,
+    /// Where the values an answers file gave came from (not a flag).
+    #[arg(skip)]
+    pub from_file: Option<crate::answers_file::Origin>,
 }
 
 /// How keys are rotated.

@@ -321,10 +321,16 @@ pub struct Past {
     pub begin: Option<Record>,
     pub changes: Vec<Record>,
     pub end: Option<Outcome>,
+    /// Why the journal cannot be read, when it cannot: such a run is
+    /// listed, never undone automatically.
+    pub damaged: Option<String>,
 }
 
 impl Past {
     pub fn state(&self) -> &'static str {
+        if self.damaged.is_some() {
+            return "damaged";
+        }
         match self.end {
             None => "interrupted",
             Some(Outcome::Complete) => "complete",
@@ -377,7 +383,18 @@ pub fn runs(root: &Root) -> Result<Vec<Past>> {
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .collect();
     ids.sort();
-    ids.iter().map(|id| read(root, id)).collect()
+    Ok(ids
+        .iter()
+        .map(|id| {
+            read(root, id).unwrap_or_else(|e| Past {
+                id: id.clone(),
+                begin: None,
+                changes: Vec::new(),
+                end: None,
+                damaged: Some(format!("{e:#}")),
+            })
+        })
+        .collect())
 }
 
 /// Read the journal of run `id`. A last line cut short by a crash is ignored.
@@ -390,6 +407,7 @@ pub fn read(root: &Root, id: &str) -> Result<Past> {
         begin: None,
         changes: Vec::new(),
         end: None,
+        damaged: None,
     };
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -598,7 +616,7 @@ pub fn undo(
     for record in changes.iter().rev() {
         let result = undo_one(root, run_dir, record, force, run_undo, &mut done);
         if let Err(e) = result {
-            tracing::warn!("could not undo {record:?}: {e:#}");
+            tracing::debug!("could not undo {record:?}: {e:#}");
             done.failed.push(format!("{e:#}"));
         }
     }
@@ -625,9 +643,11 @@ fn undo_one(
     if standing == Standing::AsBefore {
         return Ok(());
     }
-    if standing == Standing::Changed && !force {
+    let is_dir = matches!(record, Record::Mkdir { .. });
+    if standing == Standing::Changed && (!force || is_dir) {
         if let Some(path) = record_path(record) {
-            done.kept.push(path.to_string());
+            done.kept
+                .push(format!("{path}{}", if is_dir { "/" } else { "" }));
         }
         return Ok(());
     }
@@ -660,14 +680,13 @@ fn undo_one(
             done.removed.push(path.clone());
         }
         Record::Mkdir { path } => {
-            let real = root.path(path);
-            if force {
-                fs::remove_dir_all(&real)
-            } else {
-                fs::remove_dir(&real)
+            // Never recursively: what is still inside is not the run's own
+            // (its files were undone before, the records go backwards), so
+            // the directory stays, with them, even with --force.
+            match fs::remove_dir(root.path(path)) {
+                Ok(()) => done.removed.push(format!("{path}/")),
+                Err(_) => done.kept.push(format!("{path}/")),
             }
-            .with_context(|| format!("cannot remove the directory '{path}'"))?;
-            done.removed.push(format!("{path}/"));
         }
         Record::Attrs {
             path,
@@ -784,6 +803,14 @@ pub fn recover_interrupted(
 ) -> Result<Vec<(Past, Undone)>> {
     let mut recovered = Vec::new();
     for past in runs(root)?.into_iter().rev() {
+        if let Some(why) = &past.damaged {
+            eprintln!(
+                "warning: {why}; run {} is left as it is: look at it, then move \
+                 '{RUNS_DIR}/{}' aside",
+                past.id, past.id
+            );
+            continue;
+        }
         if past.end.is_some() {
             continue;
         }

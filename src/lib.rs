@@ -5,6 +5,7 @@
 //! ([`apply`]). Every path goes through [`system::Root`], every process through
 //! [`system::runner::Runner`].
 
+pub mod answers_file;
 pub mod apply;
 pub mod ask;
 pub mod check;

@@ -23,8 +23,9 @@ use crate::plan::ServiceAction;
 use crate::services::{self, Init};
 use crate::setup::Ctx;
 use crate::system::runner::{self, argv as words};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
@@ -47,6 +48,24 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
     if args.list {
         return list(global, &ctx);
     }
+    // A named run must exist before anything is touched (bad input changes
+    // nothing), and with no run at all there is nothing to lock for.
+    let known = journal::runs(&ctx.root)?;
+    if let Some(id) = &args.run
+        && !known.iter().any(|p| &p.id == id)
+    {
+        let ids: Vec<&str> = known.iter().map(|p| p.id.as_str()).collect();
+        return Err(BadInput::new(format!("no run '{id}' in '{RUNS_DIR}'"))
+            .hint(if ids.is_empty() {
+                "no run of dkim-setup has changed this system".to_string()
+            } else {
+                format!("the runs are: {}", ids.join(", "))
+            })
+            .into());
+    }
+    if known.is_empty() {
+        bail!("nothing to revert: no run of dkim-setup has changed this system");
+    }
     let _lock = if ctx.dry_run {
         None
     } else {
@@ -57,6 +76,21 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
     } else {
         finish_interrupted(&ctx, profile)?
     };
+    if args.run.is_none() && !recovered.is_empty() {
+        // Undoing the interrupted run was the revert; the run before it is
+        // taken back only when asked again.
+        let ids = recovered.join(", ");
+        if global.json {
+            let doc = json!({"changed": true, "dry_run": false, "run": ids,
+                "note": "the run was interrupted; undoing it was this revert"});
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        eprintln!(
+            "reverted run {ids}, which was interrupted; nothing else was taken back (run \
+             'dkim-setup revert' again for the run before it)"
+        );
+        return Ok(0);
+    }
 
     let runs = journal::runs(&ctx.root)?;
     let target = match &args.run {
@@ -124,6 +158,11 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
     if ctx.dry_run {
         return show_dry_run(global, &target);
     }
+    let saved = if args.force {
+        save_changed(&ctx, &target.id, &changed)?
+    } else {
+        None
+    };
     let dir = format!("{RUNS_DIR}/{}", target.id);
     let runner = ctx.runner;
     let mut run_undo = |argv: &[String]| services::run_checked(runner, argv);
@@ -143,6 +182,34 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
         Outcome::Reverted,
         undone.kept.clone(),
     )?;
+
+    // Out of order or forced, a revert can leave tables that no longer fit
+    // together (a later run built on this one): then no service is pointed
+    // at them, and the administrator is told what to do.
+    let configured = ctx
+        .root
+        .read_opt(profile.opendkim_conf)?
+        .is_some_and(|c| crate::edit::opendkim_conf::get(&c, "KeyTable").is_some());
+    if configured {
+        let euid_root = nix::unistd::geteuid().is_root();
+        let problems = crate::check::written_problems(
+            &ctx.root,
+            profile,
+            crate::check::Scope::Postfix,
+            euid_root,
+        )?;
+        if !problems.is_empty() {
+            let err = anyhow!(
+                "run {} was reverted ({}), but what is left would not work: {}; no service was \
+                 restarted or reloaded\nhint: take back the later runs too ('dkim-setup revert \
+                 --list'), or run 'dkim-setup wizard' to repair the setup",
+                target.id,
+                undone.summary(),
+                problems.join("; ")
+            );
+            return fail(global, &target.id, err);
+        }
+    }
     let settled = settle_services(&ctx, profile, &target, &undone);
 
     if global.json {
@@ -161,6 +228,12 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
     for warning in &settled.warnings {
         eprintln!("warning: {warning}");
     }
+    if let Some(place) = &saved {
+        eprintln!("note: the files changed since that run were saved under '{place}' first");
+    }
+    for path in &undone.kept {
+        eprintln!("warning: '{path}' holds files that are not the run's own; it was left in place");
+    }
     if !global.quiet {
         eprintln!("reverted run {}: {}", target.id, undone.summary());
         for line in &settled.done {
@@ -168,6 +241,35 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Before `--force` puts files back, keep what they hold now under
+/// `/var/backups/dkim-setup/` (returned), so that no edit is lost.
+fn save_changed(ctx: &Ctx, run: &str, changed: &[String]) -> Result<Option<String>> {
+    let place = format!(
+        "/var/backups/dkim-setup/{}-before-forced-revert-of-{run}",
+        crate::apply::timestamp()
+    );
+    let mut any = false;
+    for path in changed.iter().filter(|p| !p.ends_with('/')) {
+        let Ok(bytes) = std::fs::read(ctx.root.path(path)) else {
+            continue;
+        };
+        let dest = ctx.root.path(&format!("{place}{path}"));
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create '{place}'"))?;
+        }
+        std::fs::write(&dest, bytes).with_context(|| format!("cannot save '{path}'"))?;
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+        any = true;
+    }
+    if any {
+        std::fs::set_permissions(
+            ctx.root.path(&place),
+            std::fs::Permissions::from_mode(0o700),
+        )?;
+    }
+    Ok(any.then_some(place))
 }
 
 fn done_already(global: &Global, id: &str, why: &str) -> Result<u8> {

@@ -194,11 +194,18 @@ impl Tables {
         self.keys.iter().find(|k| k.name.eq_ignore_ascii_case(name))
     }
 
+    /// The KeyTable entry of a domain's selector, whatever its key name.
     fn entry(&self, domain: &str, selector: &str) -> Option<&tables::KeyEntry> {
         let name = format!("{selector}._domainkey.{domain}");
         self.keys
             .iter()
             .find(|k| k.name.eq_ignore_ascii_case(&name))
+            .or_else(|| {
+                self.keys.iter().find(|k| {
+                    k.domain.eq_ignore_ascii_case(domain)
+                        && k.selector.eq_ignore_ascii_case(selector)
+                })
+            })
     }
 
     /// The domains whose keys live in the slot directory, in table order.
@@ -246,6 +253,24 @@ pub fn state_text(state: &State) -> String {
     text
 }
 
+/// Bring the state in line with what the tables say: a pending selector
+/// that already signs (the wizard was given it), or an old one that signs
+/// again, is no rotation any more.
+fn reconcile(tables: &Tables, state: &mut State) {
+    for (domain, ds) in state.domains.iter_mut() {
+        let Some(active) = tables.active(domain) else {
+            continue;
+        };
+        let signs = |sel: &str| active.selector.eq_ignore_ascii_case(sel);
+        if ds.pending.as_ref().is_some_and(|p| signs(&p.selector)) {
+            ds.pending = None;
+        }
+        if ds.retiring.as_ref().is_some_and(|r| signs(&r.selector)) {
+            ds.retiring = None;
+        }
+    }
+}
+
 /// The other of the two customary selectors.
 fn alternate(active: &str) -> &'static str {
     if active == "key" { "key1" } else { "key" }
@@ -291,6 +316,14 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
             "leave it out with --activate and --retire: they act on the pending rotation",
         ));
     }
+    if let Some(days) = args.after
+        && days > 3650
+    {
+        return Err(bad_hint(
+            format!("invalid retention '--after {days}': at most 3650 days"),
+            "give the days to keep the old key after the activation, e.g. --after 7",
+        ));
+    }
     let mut domains = Vec::new();
     for d in &args.domains {
         domains.push(validate::domain(d)?);
@@ -304,6 +337,11 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         .bits
         .map(|b| validate::bits(b, args.allow_long_key))
         .transpose()?;
+    if bits == Some(1024) {
+        eprintln!(
+            "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
+        );
+    }
     let server = match &args.nameserver {
         Some(ns) => dns_lookup::Server::At(dns_lookup::parse_nameserver(ns)?),
         None => dns_lookup::Server::System,
@@ -351,12 +389,22 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
             ));
         }
     }
-    let (state_old, state) = read_state(&ctx.root)?;
+    let (state_old, mut state) = read_state(&ctx.root)?;
+    reconcile(&tables, &mut state);
+    // The tables as opendkim must read them: LF only, no trailing blanks
+    // (a CRLF SigningTable never matches; field case B03).
+    let key_text = tables::merge_key_table(tables.key_text.as_deref().unwrap_or(""), &[])
+        .map_err(|e| anyhow!("'{}' {e}", tables.key_path))?
+        .text;
+    let signing_text =
+        tables::merge_signing_table(tables.signing_text.as_deref().unwrap_or(""), &[])
+            .map_err(|e| anyhow!("'{}' {e}", tables.signing_path))?
+            .text;
     let mut work = Work {
         ctx: &ctx,
         profile,
-        key_text: tables.key_text.clone().unwrap_or_default(),
-        signing_text: tables.signing_text.clone().unwrap_or_default(),
+        key_text,
+        signing_text,
         tables,
         state_old,
         state,
@@ -410,7 +458,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         "start"
     };
     if ctx.dry_run {
-        report(global, &plan, &work, step, None);
+        report(global, &plan, &work, step, None, None);
         return Ok(0);
     }
     if plan.changed() && lock.is_none() {
@@ -429,7 +477,14 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
     }
     drop(lock);
     let run_id = applier.run_id().map(str::to_string);
-    report(global, &plan, &work, step, run_id.as_deref());
+    report(
+        global,
+        &plan,
+        &work,
+        step,
+        run_id.as_deref(),
+        result.as_ref().err(),
+    );
     match result {
         Ok(()) => Ok(0),
         Err(e) if global.json => Err(crate::error::Reported(e).into()),
@@ -661,7 +716,9 @@ impl Work<'_> {
                  each domain's keys"
             );
         };
-        let until = retiring.activated + after_days * DAY;
+        let until = retiring
+            .activated
+            .saturating_add(after_days.saturating_mul(DAY));
         if now < until && !force {
             bail!(
                 "the old key '{}' of {domain} was replaced on {} and may still be needed to \
@@ -897,7 +954,9 @@ impl Work<'_> {
             }
             bail!("no old slot key waits to be retired\nhint: 'dkim-setup status' shows the keys");
         };
-        let until = retiring.activated + after_days * DAY;
+        let until = retiring
+            .activated
+            .saturating_add(after_days.saturating_mul(DAY));
         if now < until && !force {
             bail!(
                 "the old key of slot {} was replaced on {} and may still be needed to verify \
@@ -1088,16 +1147,33 @@ fn txt(name: &str, value: String) -> DnsRecord {
     }
 }
 
-fn report(global: &Global, plan: &Plan, work: &Work, step: &str, run_id: Option<&str>) {
+fn report(
+    global: &Global,
+    plan: &Plan,
+    work: &Work,
+    step: &str,
+    run_id: Option<&str>,
+    error: Option<&anyhow::Error>,
+) {
     if global.json {
         let mut doc = plan.to_json(global.dry_run);
         doc["rotation"] = json!(step);
-        doc["messages"] = json!(work.said);
-        doc["dns_records"] = json!(work.records);
+        if let Some(e) = error {
+            // Everything was rolled back: nothing of what was planned holds.
+            doc["changed"] = json!(false);
+            doc["error"] = json!(format!("{e:#}"));
+            doc["dns_records"] = json!([]);
+        } else {
+            doc["messages"] = json!(work.said);
+            doc["dns_records"] = json!(work.records);
+        }
         if let Some(id) = run_id {
             doc["run"] = json!(id);
         }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return;
+    }
+    if error.is_some() {
         return;
     }
     if global.dry_run {
@@ -1153,8 +1229,30 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
     let root = crate::root_of(global)?;
     let distro = distro::detect(&root)?;
     let profile = distro.profile();
-    let tables = read_tables(&root, profile)?;
-    let (_, state) = read_state(&root)?;
+    let tables = match read_tables(&root, profile) {
+        Ok(t) => t,
+        Err(e)
+            if !root
+                .read_opt(profile.opendkim_conf)
+                .ok()
+                .flatten()
+                .is_some_and(|c| opendkim_conf::get(&c, "KeyTable").is_some()) =>
+        {
+            tracing::debug!("{e:#}");
+            if global.json {
+                println!(
+                    "{}",
+                    json!({"max_age_days": args.max_age, "rotation_due": false, "domains": []})
+                );
+            } else {
+                println!("No domain is configured for signing yet: run 'dkim-setup wizard'.");
+            }
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    let (_, mut state) = read_state(&root)?;
+    reconcile(&tables, &mut state);
     let now = now();
     let mut rows = Vec::new();
     let shared = state

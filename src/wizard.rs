@@ -13,9 +13,12 @@ use crate::progress::{Bars, Lines};
 use crate::setup::{self, Answers, Ctx};
 use crate::system::runner;
 use crate::validate;
-use crate::{ask, distro, packages};
+use crate::{answers_file, ask, distro, packages};
 use anyhow::Result;
 use std::io::IsTerminal;
+
+/// Where opendkim listens unless `--socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "inet:8891@127.0.0.1";
 
 /// Check every value a flag gave, before any question is asked.
 fn check_given(args: &WizardArgs) -> Result<()> {
@@ -36,10 +39,22 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
         }
     }
     if domains.is_empty() {
-        return Err(bad_hint(
-            "missing answer: no domain to sign for (--domain)",
-            "pass --domain example.com (repeat it for more domains)",
-        ));
+        return Err(match &args.from_file {
+            Some(origin) => bad_hint(
+                format!(
+                    "missing answer: no domain to sign for (--domain, or domains in '{}')",
+                    origin.path
+                ),
+                format!(
+                    "pass --domain example.com, or add domains = [\"example.com\"] to '{}'",
+                    origin.path
+                ),
+            ),
+            None => bad_hint(
+                "missing answer: no domain to sign for (--domain)",
+                "pass --domain example.com (repeat it for more domains)",
+            ),
+        });
     }
     let selector = args
         .selector
@@ -50,6 +65,7 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
         validate::record_name(selector.as_deref().unwrap_or(setup::DEFAULT_SELECTOR), d)?;
     }
     let cname = args.rotation == Some(crate::cli::Rotation::Cname);
+    let name = |key, flag, in_file| answers_file::named(args, key, flag, in_file);
     let slot_host = match (&args.slot_host, cname) {
         (Some(h), true) => {
             let host = validate::domain(h).map_err(|_| {
@@ -64,30 +80,77 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
         }
         (None, true) => {
             return Err(bad_hint(
-                "missing answer: --rotation cname needs --slot-host",
+                format!(
+                    "missing answer: {} needs --slot-host",
+                    name("rotation", "--rotation cname", "rotation = \"cname\"")
+                ),
                 "pass --slot-host mail.example.net (where dkim_a and dkim_b are published)",
             ));
         }
         (Some(_), false) => {
             return Err(bad_hint(
-                "--slot-host goes with --rotation cname",
+                format!(
+                    "{} goes with --rotation cname",
+                    name("slot_host", "--slot-host", "slot_host")
+                ),
                 "add --rotation cname, or leave --slot-host out",
             ));
         }
         (None, false) => None,
     };
+    let rotation = || name("rotation", "--rotation cname", "rotation = \"cname\"");
     if slot_host.is_some() && selector.is_some() {
         return Err(bad_hint(
-            "--selector cannot be chosen with --rotation cname",
-            "the two slots always use the selectors key and key1; leave --selector out",
+            format!(
+                "{} cannot be chosen with {}",
+                name("selector", "--selector", "selector"),
+                rotation()
+            ),
+            "the two slots always use the selectors key and key1; leave the selector out",
+        ));
+    }
+    if args.selector_from_hostname && selector.is_some() {
+        return Err(bad_hint(
+            "--selector-from-hostname cannot be used with --selector",
+            "leave out one of them",
+        ));
+    }
+    if args.selector_from_hostname && cname {
+        return Err(bad_hint(
+            format!(
+                "{} cannot be used with {}",
+                name(
+                    "selector_from_hostname",
+                    "--selector-from-hostname",
+                    "selector_from_hostname"
+                ),
+                rotation()
+            ),
+            "the two slots always use the selectors key and key1; leave the selector from \
+             the host name out",
+        ));
+    }
+    let bits = args.bits.unwrap_or(2048);
+    let origin = args.from_file.as_ref();
+    if bits == 4096 && !args.allow_long_key && origin.is_some_and(|o| o.gave("bits")) {
+        let path = origin.map(|o| o.path.as_str()).unwrap_or_default();
+        return Err(bad_hint(
+            format!(
+                "bits = 4096 in '{path}' makes a 750-character DNS record that many DNS \
+                 providers truncate or reject"
+            ),
+            format!(
+                "use bits = 2048, or add allow_long_key = true to '{path}' (or pass \
+                 --allow-long-key) if your provider takes long records"
+            ),
         ));
     }
     Ok(Answers {
         domains,
         selector,
-        selector_for_new_only: false,
-        bits: validate::bits(args.bits.unwrap_or(2048), args.allow_long_key)?,
-        socket: validate::socket(&args.socket)?,
+        selector_for_new_only: origin.is_some_and(|o| o.keep_configured_selectors),
+        bits: validate::bits(bits, args.allow_long_key)?,
+        socket: validate::socket(args.socket.as_deref().unwrap_or(DEFAULT_SOCKET))?,
         trusted_hosts: args
             .trusted_hosts
             .iter()
@@ -104,17 +167,26 @@ pub fn answers(args: &WizardArgs) -> Result<Answers> {
     })
 }
 
-/// Prompts only with a terminal on both ends and no `-y` or `--json`.
+/// Prompts only with a terminal on both ends and no `-y`, `--json` or
+/// `--answers` (a replay is unattended).
 fn interactive(global: &Global, args: &WizardArgs) -> bool {
     !args.non_interactive
+        && args.answers.is_none()
         && !global.json
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal()
 }
 
 pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
-    let interactive = interactive(global, args);
     let mut args = args.clone();
+    if let Some(path) = args.answers.clone() {
+        let file = answers_file::read(&path)?;
+        args = answers_file::merge(&args, &path, file);
+    }
+    if let Some(path) = &args.save_answers {
+        answers_file::check_target(path)?;
+    }
+    let interactive = interactive(global, &args);
     if interactive {
         check_given(&args)?;
     } else {
@@ -135,6 +207,22 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
             format!("Postfix is not installed: '{main_cf}' not found"),
             "install and configure Postfix first (apt-get install postfix), then run dkim-setup \
              again",
+        ));
+    }
+    let host_selector = if args.selector_from_hostname {
+        Some(host_selector(&root, profile)?)
+    } else {
+        None
+    };
+    // The two-slot scheme set up by an earlier run, under its slot host.
+    let slot_host = crate::rotate::read_state(&root)
+        .ok()
+        .and_then(|(_, s)| s.slots.map(|slots| slots.host));
+    if host_selector.is_some() && slot_host.is_some() {
+        return Err(bad_hint(
+            "--selector-from-hostname cannot be used on this system: it signs with the \
+             two-slot CNAME scheme, whose selectors are always key and key1",
+            "leave --selector-from-hostname out",
         ));
     }
     let runner = runner::from_env();
@@ -163,11 +251,36 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     let mut asked = ask::Asked::default();
     if interactive {
         let found = ask::detect(&ctx, &distro)?;
-        eprintln!("{}", ask::summary(&found));
+        let mut summary = ask::summary(&found);
+        if let Some(h) = &host_selector {
+            summary.push_str(&format!(
+                "  {:<9} {}, the first label of {} ({})\n",
+                "Selector", h.selector, h.host, h.source
+            ));
+        }
+        eprintln!("{summary}");
         asked = ask::missing_answers(&mut args, &found)?;
     }
     let mut answers = answers(&args)?;
-    answers.selector_for_new_only = asked.selector_for_new_only;
+    answers.selector_for_new_only |= asked.selector_for_new_only;
+    if let Some(h) = &host_selector {
+        for d in &answers.domains {
+            validate::record_name(&h.selector, d)?;
+        }
+        answers.selector = Some(h.selector.clone());
+        if !interactive && !global.quiet {
+            eprintln!(
+                "note: selector '{}', the first label of the host name '{}' ({})",
+                h.selector, h.host, h.source
+            );
+        }
+    }
+    let saved = args.save_answers.as_deref().map(|path| {
+        (
+            path,
+            answers_file::render(&args, &answers, slot_host.as_deref()),
+        )
+    });
     if answers.bits == 1024 {
         eprintln!(
             "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
@@ -225,8 +338,69 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         answers: &answers,
         progress,
         notes_shown,
+        save: saved.as_ref().map(|(p, t)| (*p, t.as_str())),
     };
     execute(global, run, missing, lock)
+}
+
+/// The selector `--selector-from-hostname` gives, and where it came from.
+struct HostSelector {
+    selector: String,
+    host: String,
+    /// Where the host name was read, for messages.
+    source: String,
+}
+
+/// The first label of Postfix's `myhostname` (main.cf under the root), else
+/// of `/etc/hostname`, checked as a selector.
+fn host_selector(root: &crate::system::Root, profile: &distro::Profile) -> Result<HostSelector> {
+    let main_cf = format!("{}/main.cf", profile.postfix_dir);
+    let named = |text: Option<String>| {
+        text.and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
+            .filter(|h| !h.is_empty())
+    };
+    let main = root.read_opt(&main_cf)?.unwrap_or_default();
+    let (host, source) = match named(crate::edit::main_cf::get(&main, "myhostname")) {
+        Some(h) => (h, format!("myhostname in {main_cf}")),
+        None => match named(root.read_opt("/etc/hostname")?) {
+            Some(h) => (h, "/etc/hostname".to_string()),
+            None => {
+                return Err(bad_hint(
+                    format!(
+                        "--selector-from-hostname found no host name: myhostname is not set in \
+                         {main_cf} and /etc/hostname is missing or empty"
+                    ),
+                    format!("set myhostname in {main_cf}, or pass --selector NAME instead"),
+                ));
+            }
+        },
+    };
+    let refuse = |why: String| {
+        bad_hint(
+            format!(
+                "cannot derive a selector from the host name '{}' ({source}): {why}",
+                validate::shown(&host)
+            ),
+            format!(
+                "set myhostname in {main_cf} to this server's own name (e.g. \
+                 mx1.example.com), or pass --selector NAME instead"
+            ),
+        )
+    };
+    let label = host.split('.').next().unwrap_or_default();
+    if label.eq_ignore_ascii_case("localhost") {
+        return Err(refuse(
+            "every server without a name is called that, so the servers of a fleet would \
+             share one selector"
+                .into(),
+        ));
+    }
+    let selector = validate::selector(label).map_err(|e| refuse(e.to_string()))?;
+    Ok(HostSelector {
+        selector,
+        host: host.clone(),
+        source: source.clone(),
+    })
 }
 
 /// What one wizard run works with once the answers are known.
@@ -238,6 +412,8 @@ struct Run<'a> {
     progress: &'a dyn Progress,
     /// The plan screen already showed the notes.
     notes_shown: bool,
+    /// `--save-answers`: the file and its text, written once the plan is made.
+    save: Option<(&'a std::path::Path, &'a str)>,
 }
 
 /// Install what is missing, plan against the files now on disk, apply (or
@@ -278,6 +454,18 @@ fn execute(
 
     let mut plan = setup::plan(ctx, distro, answers, &missing)?;
     plan.steps.splice(0..0, installed);
+    // The answers are saved once they are known to make a plan, before
+    // anything is applied: a run that then fails keeps them for a replay.
+    // A dry run saves them too (the file is not part of the system).
+    if let Some((path, text)) = run.save {
+        answers_file::write(path, text)?;
+        if !global.quiet {
+            eprintln!(
+                "note: answers saved to '{0}'; replay them with 'dkim-setup wizard --answers {0}'",
+                path.display()
+            );
+        }
+    }
     if ctx.dry_run {
         plan.dns_records = known_records(ctx, &plan);
         report(global, &run, &plan, None, None);

@@ -11,6 +11,8 @@ mod common;
 #[path = "common/dns_server.rs"]
 mod dns_server;
 
+#[path = "cli/answers.rs"]
+mod answers;
 #[path = "cli/check.rs"]
 mod check;
 #[path = "cli/dns.rs"]
@@ -21,6 +23,8 @@ mod dry_run;
 mod field_cases;
 #[path = "cli/fresh.rs"]
 mod fresh;
+#[path = "cli/help.rs"]
+mod help;
 #[path = "cli/json.rs"]
 mod json;
 #[path = "cli/refused.rs"]

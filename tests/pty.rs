@@ -100,7 +100,10 @@ fn enter_at_every_default_and_one_domain_sets_up_signing() {
 fn declining_at_the_confirmation_changes_nothing() {
     let tree = Tree::debian12();
     let before = tree.snapshot();
-    let mut s = wizard(&tree, EVERY_ANSWER);
+    let file = tree.root().parent().unwrap().join("answers.toml");
+    let mut args = EVERY_ANSWER.to_vec();
+    args.extend(["--save-answers", file.to_str().unwrap()]);
+    let mut s = wizard(&tree, &args);
     s.exp_string("Apply these changes?").unwrap();
     s.send(DOWN).unwrap();
     s.send(DOWN).unwrap();
@@ -111,6 +114,7 @@ fn declining_at_the_confirmation_changes_nothing() {
     assert_eq!(exit_code(&mut s), 0);
     assert_same_tree(&before, &tree.snapshot());
     assert!(tree.recorded().is_empty());
+    assert!(!file.exists(), "answers saved for a declined run");
 }
 
 #[test]
@@ -335,4 +339,136 @@ fn a_dumb_terminal_gets_plain_progress_lines() {
     s.exp_string("DKIM signing is set up").unwrap();
     s.exp_eof().unwrap();
     assert_eq!(exit_code(&mut s), 0);
+}
+
+#[test]
+fn answers_saved_at_a_terminal_replay_unattended_to_the_same_files() {
+    let first = Tree::debian12();
+    let file = first.root().parent().unwrap().join("answers.toml");
+    let mut s = wizard(&first, &["--save-answers", file.to_str().unwrap()]);
+    s.exp_string("Domains to sign for").unwrap();
+    s.send_line("example.test, example.org").unwrap();
+    s.exp_string("Selector (the key's name in DNS)").unwrap();
+    s.send_line("mail").unwrap();
+    s.exp_string("Key size").unwrap();
+    s.send(DOWN).unwrap();
+    s.flush().unwrap();
+    enter(&mut s);
+    s.exp_string("Other hosts or networks").unwrap();
+    s.send_line("192.0.2.0/24").unwrap();
+    s.exp_string("Apply these changes?").unwrap();
+    enter(&mut s);
+    s.exp_string("answers saved to").unwrap();
+    s.exp_string("DKIM signing is set up for example.test, example.org.")
+        .unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    for line in [
+        "domains = [\"example.test\", \"example.org\"]\n",
+        "selector = \"mail\"\n",
+        "bits = 3072\n",
+        "trusted_hosts = [\"192.0.2.0/24\"]\n",
+        "selector_from_hostname = false\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+
+    let second = Tree::debian12();
+    second
+        .wizard(&["--answers", file.to_str().unwrap()])
+        .assert_ok();
+    common::assert_same_setup(&first, &second);
+    for domain in ["example.test", "example.org"] {
+        let key = format!("etc/opendkim/keys/{domain}/mail.private");
+        assert_eq!(first.stat(&key), second.stat(&key));
+        assert_eq!(second.stat(&key).0, 0o600);
+    }
+}
+
+#[test]
+fn the_selector_is_not_asked_when_it_comes_from_the_host_name() {
+    let tree = Tree::debian12();
+    tree.edit(
+        "etc/postfix/main.cf",
+        "myhostname = vm\n",
+        "myhostname = mx1.example.test\n",
+    );
+    let mut s = wizard(&tree, &["--selector-from-hostname"]);
+    s.exp_string("Selector  mx1, the first label of mx1.example.test")
+        .unwrap();
+    s.exp_string("Domains to sign for").unwrap();
+    s.send_line("example.test").unwrap();
+    let asked = s.exp_string("Key size").unwrap();
+    assert!(!asked.contains("Selector (the key"), "{asked}");
+    assert!(!asked.contains("Selector for the new"), "{asked}");
+    enter(&mut s);
+    s.exp_string("Other hosts or networks").unwrap();
+    enter(&mut s);
+    s.exp_string("generate  /etc/opendkim/keys/example.test/mx1.private")
+        .unwrap();
+    s.exp_string("Apply these changes?").unwrap();
+    enter(&mut s);
+    s.exp_string("name:  mx1._domainkey.example.test").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(
+        tree.read("etc/opendkim/SigningTable"),
+        "*@example.test mx1._domainkey.example.test\n"
+    );
+}
+
+#[test]
+fn an_answers_file_at_a_terminal_is_replayed_without_a_question() {
+    let tree = Tree::debian12();
+    let file = tree.root().parent().unwrap().join("answers.toml");
+    std::fs::write(&file, "domains = [\"example.test\"]\n").unwrap();
+    let mut s = wizard(&tree, &["--answers", file.to_str().unwrap()]);
+    let all = s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    for question in ["Domains to sign for", "Key size", "Apply these changes?"] {
+        assert!(!all.contains(question), "asked '{question}':\n{all}");
+    }
+    assert!(
+        all.contains("DKIM signing is set up for example.test."),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_selector_for_new_domains_only_is_saved_as_such() {
+    let tree = Tree::debian12();
+    tree.wizard(&["-d", "a.example", "-s", "mail"]).assert_ok();
+    let file = tree.root().parent().unwrap().join("answers.toml");
+    let mut s = wizard(
+        &tree,
+        &[
+            "--trusted-host",
+            "192.0.2.1",
+            "--save-answers",
+            file.to_str().unwrap(),
+        ],
+    );
+    s.exp_string("Domains to sign for").unwrap();
+    s.send_line("a.example, b.example").unwrap();
+    s.exp_string("Selector for the new domains").unwrap();
+    enter(&mut s);
+    s.exp_string("Key size").unwrap();
+    enter(&mut s);
+    s.exp_string("Apply these changes?").unwrap();
+    enter(&mut s);
+    s.exp_eof().unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("selector = \"key\"\nkeep_configured_selectors = true\n"),
+        "{text}"
+    );
+    // Replayed here, a.example keeps its selector: nothing changes.
+    let before = tree.snapshot();
+    tree.wizard(&["--answers", file.to_str().unwrap()])
+        .assert_ok()
+        .assert_output_has("Nothing to change");
+    assert_same_tree(&before, &tree.snapshot());
 }

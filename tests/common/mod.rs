@@ -569,3 +569,34 @@ fn normalize_modes(path: &Path) {
         }
     }
 }
+
+/// The files a wizard run writes whose bytes do not depend on the key.
+pub const SETUP_FILES: &[&str] = &[
+    "etc/opendkim.conf",
+    "etc/opendkim/KeyTable",
+    "etc/opendkim/SigningTable",
+    "etc/opendkim/TrustedHosts",
+    "etc/default/opendkim",
+    "etc/postfix/main.cf",
+];
+
+/// Assert that two trees set up with the same answers hold the same setup:
+/// the tables, opendkim.conf and main.cf byte for byte, and every other
+/// path with the same kind, mode and owner, its bytes alike too except
+/// under the keys directory (each run generates its own keys).
+#[track_caller]
+pub fn assert_same_setup(a: &Tree, b: &Tree) {
+    for rel in SETUP_FILES {
+        assert_eq!(a.read(rel), b.read(rel), "/{rel} differs");
+    }
+    let without_key_bytes = |tree: &Tree| {
+        let mut snap = tree.snapshot_without_backups();
+        for (path, entry) in snap.iter_mut() {
+            if path.starts_with("etc/opendkim/keys/") && matches!(entry.content, Content::File(_)) {
+                entry.content = Content::File(Vec::new());
+            }
+        }
+        snap
+    };
+    assert_same_tree(&without_key_bytes(a), &without_key_bytes(b));
+}
