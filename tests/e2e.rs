@@ -16,6 +16,7 @@
 //! 1 with /etc left byte for byte as it was; and `revert` after a good run puts
 //! /etc back byte for byte, stops the opendkim that run started, and refuses a
 //! file edited by hand since unless `--force`.
+//! A fifth, `rotate`, in two fresh systems: key -> key1 activated only once DNS serves key1, under load with no mail lost or unsigned (s=key before, s=key1 after), the old key retired after the retention period; and the same through two CNAME'd slots for two domains at once.
 //!
 //! Needs root, debootstrap and unshare, and (the first time, to build the cached
 //! tree under target/e2e/) access to Debian's package mirror. Without them the
@@ -146,4 +147,9 @@ fn e2e_check_proves_a_healthy_setup_and_names_three_broken_ones() {
 #[test]
 fn e2e_safety_adding_a_domain_loses_no_mail_and_a_failed_start_or_a_revert_leaves_etc_as_it_was() {
     run_scenario("safety");
+}
+
+#[test]
+fn e2e_rotate_switches_selector_under_load_only_once_dns_serves_it_and_retires_the_old_key() {
+    run_scenario("rotate");
 }

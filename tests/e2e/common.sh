@@ -74,3 +74,72 @@ EOF
     wait_for 20 port_open 25 || die "Postfix does not listen on 127.0.0.1:25"
     log "rsyslogd and postfix up ($((SECONDS - T_START)) s)"
 }
+
+# Shared by the scenarios that change a running system (safety.sh, rotate.sh).
+# show NAME: what a run kept as $OUT/NAME.stdout and $OUT/NAME.stderr printed.
+show() {
+    echo "---- $1: stdout ----"; head -c 20000 "$OUT/$1.stdout"; echo
+    echo "---- $1: stderr ----"; tail -n 100 "$OUT/$1.stderr"
+}
+# send_mail smtp|sendmail MARKER
+send_mail() {
+    python3 "$E2E/sender.py" --domain "$DOMAIN" --rcpt "$RCPT" once "$1" "$2" \
+        || die "submitting $2 through $1 failed"
+}
+# verify ARG...: verify.py on the recipient's mbox (selector $SELECTOR unless
+# ARG gives --selector).
+verify() {
+    local -a sel=(--selector "$SELECTOR")
+    [[ " $* " == *" --selector "* || " $* " == *" --expect-switch "* ]] && sel=()
+    python3 "$E2E/verify.py" --mbox "/var/mail/$RCPT" --domain "$DOMAIN" "${sel[@]}" "$@"
+}
+# snapshot NAME [DIR...]: every entry under the DIRs (default /etc): path,
+# type, mode, uid, gid, sha256.
+snapshot() {
+    local name=$1
+    shift
+    python3 "$E2E/snapshot.py" "${@:-/etc}" >"$OUT/etc-$name.txt"
+}
+# same_etc A B: the snapshots are identical, or die showing the difference.
+same_etc() {
+    diff -u "$OUT/etc-$1.txt" "$OUT/etc-$2.txt" >"$OUT/etc-$1-vs-$2.diff" \
+        || { cat "$OUT/etc-$1-vs-$2.diff"; die "/etc differs between '$1' and '$2' (diff above)"; }
+}
+
+# A transcript of what was run, for a note to quote: when TRANSCRIPT names a
+# file, tx appends to it each command line as typed and what it printed.
+TRANSCRIPT=${TRANSCRIPT:-}
+# tx NAME WANT 'COMMAND LINE': runs the command line as typed (eval'd here,
+# so VAR=value prefixes and redirections work), keeps what it printed in
+# $OUT/NAME.stdout and $OUT/NAME.stderr, its exit status in TX_RC and its time
+# in T_RUN (seconds, two decimals), and dies unless it exits WANT ("any"
+# accepts every status).
+tx() {
+    local name=$1 want=$2 line=$3 t0=${EPOCHREALTIME/./} us
+    TX_RC=0
+    eval "$line" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" || TX_RC=$?
+    us=$((${EPOCHREALTIME/./} - t0))
+    T_RUN=$(printf '%d.%02d' $((us / 1000000)) $((us % 1000000 / 10000)))
+    if [[ -n $TRANSCRIPT ]]; then
+        {
+            echo "\$ $line"
+            if [[ -s $OUT/$name.stdout ]]; then
+                echo "--- stdout"; cat "$OUT/$name.stdout"
+                [[ -z $(tail -c 1 "$OUT/$name.stdout") ]] || echo
+            fi
+            if [[ -s $OUT/$name.stderr ]]; then
+                echo "--- stderr"; cat "$OUT/$name.stderr"
+                [[ -z $(tail -c 1 "$OUT/$name.stderr") ]] || echo
+            fi
+            echo "--- exit $TX_RC ($T_RUN s)"
+            echo
+        } >>"$TRANSCRIPT"
+    fi
+    [[ $want == any ]] || ((TX_RC == want)) \
+        || { show "$name"; die "'$line' exited $TX_RC, expected $want"; }
+}
+# note TEXT: a comment line in the transcript (what the next commands do).
+note() {
+    log "$*"
+    [[ -z $TRANSCRIPT ]] || printf '# %s\n\n' "$*" >>"$TRANSCRIPT"
+}

@@ -44,26 +44,6 @@ run_tool() {
     T_RUN=$((SECONDS - t))
     ((rc == want)) || { show "$name"; die "dkim-setup $* exited $rc, expected $want"; }
 }
-show() {
-    echo "---- $1: stdout ----"; head -c 20000 "$OUT/$1.stdout"; echo
-    echo "---- $1: stderr ----"; tail -n 100 "$OUT/$1.stderr"
-}
-# send_mail smtp|sendmail MARKER
-send_mail() {
-    python3 "$E2E/sender.py" --domain "$DOMAIN" --rcpt "$RCPT" once "$1" "$2" \
-        || die "submitting $2 through $1 failed"
-}
-# verify ARG...: verify.py on the recipient's mbox.
-verify() {
-    python3 "$E2E/verify.py" --mbox "/var/mail/$RCPT" --domain "$DOMAIN" --selector "$SELECTOR" "$@"
-}
-# snapshot NAME: every entry under /etc (path, type, mode, uid, gid, sha256).
-snapshot() { python3 "$E2E/snapshot.py" /etc >"$OUT/etc-$1.txt"; }
-# same_etc A B: the snapshots are identical, or die showing the difference.
-same_etc() {
-    diff -u "$OUT/etc-$1.txt" "$OUT/etc-$2.txt" >"$OUT/etc-$1-vs-$2.diff" \
-        || { cat "$OUT/etc-$1-vs-$2.diff"; die "/etc differs between '$1' and '$2' (diff above)"; }
-}
 # opendkim from the tree's apt cache, as an admin may have installed it
 # before running dkim-setup (policy-rc.d keeps it from starting).
 install_opendkim() {

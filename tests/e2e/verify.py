@@ -21,9 +21,25 @@ Exit 0 when every marked message has a DKIM-Signature that verifies; 1 otherwise
                      and none is delivered twice.
   --window START END with --ledger: also report the submissions made while
                      the tool ran (epoch seconds).
+  --expect-switch OLD NEW
+                     with --ledger and --window: the tool switched signing
+                     from selector OLD to NEW while it ran. Every submission
+                     that ended before START must carry s=OLD, every one that
+                     began after END s=NEW (those in between may carry either),
+                     both must occur, and the last line is
+                       rotate: sent N, delivered D, s=OLD K0, s=NEW K1, unsigned U, lost L
+  --zone FILE        instead of --dns: a dnsd.py RECORDS.json (TXT records and
+                     CNAMEs); the dnsfunc follows the CNAME chain as DNS does
+                     (dnsd.resolve_txt), so what is verified is what dnsd.py
+                     serves.
+  --selector and --domain may be repeated: a signature with any of the
+  selectors, by the domain of the message's From (one of the domains), counts
+  as ours; each selector's record of each domain must be in --dns or --zone.
 """
 
 import argparse
+import email
+import email.utils
 import json
 import mailbox
 import os
@@ -31,6 +47,8 @@ import sys
 import time
 
 import dkim
+
+import dnsd
 
 
 def norm(name):
@@ -84,9 +102,10 @@ def has_signature(raw):
     return b"\nDKIM-Signature:" in b"\n" + headers(raw)
 
 
-def check_signature(raw, dnsfunc, domain, selector):
-    """(verified, description) of a message that has a DKIM-Signature: it
-    verifies with dkimpy, and it is the signature of DOMAIN with SELECTOR."""
+def check_signature(raw, dnsfunc, domains, selectors):
+    """(verified, description, selector) of a message that has a
+    DKIM-Signature: it verifies with dkimpy, and it is the signature of one of
+    DOMAINS with one of SELECTORS. selector is the s= tag (str, or None)."""
     d = dkim.DKIM(raw)
     try:
         good = d.verify(dnsfunc=dnsfunc)
@@ -97,8 +116,12 @@ def check_signature(raw, dnsfunc, domain, selector):
     desc = " ".join(
         f"{k.decode()}={sig[k].decode()}" for k in (b"d", b"s", b"a") if k in sig
     )
-    ours = sig.get(b"d", b"").lower() == domain.encode() and sig.get(b"s") == selector.encode()
-    return bool(good) and ours, f"{desc}; dkimpy verify: {good}"
+    selector = sig[b"s"].decode() if b"s" in sig else None
+    sender = email.utils.parseaddr(email.message_from_bytes(headers(raw) + b"\n\n").get("From", ""))[1]
+    from_domain = sender.rpartition("@")[2].lower()
+    signer = sig.get(b"d", b"").decode().lower()
+    ours = signer in domains and signer == from_domain and selector in selectors
+    return bool(good) and ours, f"{desc}; dkimpy verify: {good}", selector
 
 
 def by_subject(mbox_path):
@@ -133,6 +156,7 @@ def ledger_mode(args, dnsfunc):
 
     delivered = signed = verified = duplicated = 0
     lost = unsigned = 0
+    selector_of = {}  # marker -> s= of its verified signature
     for e in accepted:
         msgs = found.get(e["marker"], [])
         if not msgs:
@@ -149,9 +173,10 @@ def ledger_mode(args, dnsfunc):
             print(f"verify: {e['marker']}: delivered WITHOUT a DKIM-Signature header")
             continue
         signed += 1
-        good, desc = check_signature(raw, dnsfunc, args.domain, args.selector)
+        good, desc, selector = check_signature(raw, dnsfunc, args.domain, args.selector)
         if good:
             verified += 1
+            selector_of[e["marker"]] = selector
         else:
             print(f"verify: {e['marker']}: DKIM verification FAILED ({desc})")
     late = [e["marker"] for e in refused if e["marker"] in found]
@@ -168,37 +193,96 @@ def ledger_mode(args, dnsfunc):
     print(f"outage: sent {len(sent)}, refused {len(refused)}, delivered {delivered}, "
           f"signed {signed}, verified {verified}, lost {lost}, unsigned {unsigned}")
     bad = refused or lost or unsigned or verified != signed or duplicated or not sent
+    if args.expect_switch:
+        bad = switch_report(args, accepted, selector_of, delivered, unsigned, lost, len(sent)) or bad
     return 1 if bad else 0
+
+
+def switch_report(args, accepted, selector_of, delivered, unsigned, lost, sent):
+    """The --expect-switch checks and lines; True when one failed."""
+    old, new = args.expect_switch
+    start, end = args.window
+    bad = False
+    phases = {"before": [], "during": [], "after": []}
+    for e in accepted:
+        phase = "before" if e["end"] < start else "after" if e["start"] > end else "during"
+        phases[phase].append(e)
+    for phase, want in (("before", old), ("after", new)):
+        for e in phases[phase]:
+            got = selector_of.get(e["marker"])
+            if got is not None and got != want:
+                bad = True
+                print(f"verify: {e['marker']}: submitted {phase} the switch "
+                      f"({e['via']}), signed with s={got}, expected s={want}")
+
+    def counts(entries):
+        return ", ".join(f"s={sel} {sum(1 for e in entries if selector_of.get(e['marker']) == sel)}"
+                         for sel in (old, new))
+    for phase in ("before", "during", "after"):
+        print(f"rotate: {len(phases[phase])} submitted {phase} the switch ({counts(phases[phase])})")
+    totals = {sel: sum(1 for s in selector_of.values() if s == sel) for sel in (old, new)}
+    for sel, n in totals.items():
+        if n == 0:
+            bad = True
+            print(f"verify: no delivered message carries s={sel}: the switch was not seen")
+    print(f"rotate: sent {sent}, delivered {delivered}, s={old} {totals[old]}, "
+          f"s={new} {totals[new]}, unsigned {unsigned}, lost {lost}")
+    return bad
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mbox", required=True)
     ap.add_argument("--dns", help="output of `dkim-setup dns --format json` (optional with --delivered-only)")
+    ap.add_argument("--zone", help="a dnsd.py RECORDS.json, CNAMEs followed (instead of --dns)")
     ap.add_argument("--timeout", type=float, default=30.0)
-    ap.add_argument("--domain", default="example.test")
-    ap.add_argument("--selector", default="key")
+    ap.add_argument("--domain", action="append")
+    ap.add_argument("--selector", action="append")
     ap.add_argument("--delivered-only", action="store_true")
     ap.add_argument("--ledger")
     ap.add_argument("--window", nargs=2, type=float, metavar=("START", "END"))
+    ap.add_argument("--expect-switch", nargs=2, metavar=("OLD", "NEW"))
     ap.add_argument("markers", nargs="*")
     args = ap.parse_args()
+    args.domain = [d.lower() for d in args.domain or ["example.test"]]
+    args.selector = args.selector or ["key"]
+    if args.expect_switch and not (args.ledger and args.window):
+        ap.error("--expect-switch needs --ledger and --window")
+    if args.expect_switch:
+        args.selector = list(dict.fromkeys(args.selector + args.expect_switch))
     if bool(args.markers) == bool(args.ledger):
         ap.error("give either MARKERs or --ledger")
-    if not args.dns and not args.delivered_only:
-        ap.error("--dns is required unless --delivered-only")
+    if args.dns and args.zone:
+        ap.error("give --dns or --zone, not both")
+    if not (args.dns or args.zone) and not args.delivered_only:
+        ap.error("--dns or --zone is required unless --delivered-only")
 
-    records = load_txt_records(args.dns) if args.dns else {}
-    want_name = f"{args.selector}._domainkey.{args.domain}"
-    if args.dns and want_name not in records:
-        print(f"verify: {args.dns} has no TXT record for {want_name} (has: {sorted(records)})")
-        return 1
+    cnames = {}  # name -> "name -> target -> ..." for the names behind a CNAME
+    if args.zone:
+        zone = dnsd.load(args.zone)
+
+        def lookup(name):
+            chain, txt = dnsd.resolve_txt(zone, name)
+            if chain:
+                cnames[norm(name)] = " -> ".join([chain[0][0]] + [t for _, t in chain])
+            return "".join(txt[0]).encode("ascii") if txt else None
+    else:
+        records = load_txt_records(args.dns) if args.dns else {}
+
+        def lookup(name):
+            return records.get(norm(name))
+    for selector in args.selector:
+        for domain in args.domain:
+            want_name = f"{selector}._domainkey.{domain}"
+            if (args.dns or args.zone) and lookup(want_name) is None:
+                print(f"verify: {args.dns or args.zone} has no TXT record for {want_name}")
+                return 1
 
     looked_up = []
 
     def dnsfunc(name, timeout=5):
         looked_up.append(norm(name))
-        return records.get(norm(name))
+        return lookup(norm(name))
 
     if args.ledger:
         return ledger_mode(args, dnsfunc)
@@ -213,6 +297,7 @@ def main():
 
     ok = True
     for marker in args.markers:
+        looked_up.clear()
         msgs = found[marker]
         if not msgs:
             print(f"verify: {marker}: NOT delivered to {args.mbox} within {args.timeout:.0f} s")
@@ -231,11 +316,12 @@ def main():
             print(headers(raw).decode("utf-8", "replace"))
             ok = False
             continue
-        good, desc = check_signature(raw, dnsfunc, args.domain, args.selector)
+        good, desc, _ = check_signature(raw, dnsfunc, args.domain, args.selector)
         if args.delivered_only:
             print(f"verify: {marker}: delivered, with a DKIM-Signature ({desc})")
         elif good:
-            print(f"verify: {marker}: DKIM-Signature present ({desc})")
+            via = "".join(f"; key at {cnames[n]}" for n in dict.fromkeys(looked_up) if n in cnames)
+            print(f"verify: {marker}: DKIM-Signature present ({desc}{via})")
         else:
             ok = False
             print(f"verify: {marker}: DKIM verification FAILED ({desc}); "
