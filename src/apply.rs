@@ -356,7 +356,23 @@ impl<'a> Applier<'a> {
                     argv: argv.clone(),
                 })?;
                 let (runner, root) = (self.ctx.runner, &self.ctx.root);
-                services::perform(runner, root, init, name, *action, argv, socket)
+                services::perform(runner, root, init, name, *action, argv, socket)?;
+                let proves = name == "opendkim"
+                    && *action != ServiceAction::Enable
+                    && root.is_live()
+                    && !runner.is_recording();
+                if proves {
+                    // Answering on the socket is not signing: prove it, with
+                    // the keys the tables now name.
+                    let problems = crate::check::signing_problems(root, plan_profile(root)?)?;
+                    if !problems.is_empty() {
+                        bail!(
+                            "opendkim is up but does not sign as configured: {}",
+                            problems.join("; ")
+                        );
+                    }
+                }
+                Ok(())
             }
         }
     }

@@ -186,6 +186,30 @@ pub fn written_problems(
         .collect())
 }
 
+/// The signing proof alone, on a live system: every signing domain's test
+/// message must come back signed with the key its tables name. Run after
+/// opendkim was started or reloaded, this also makes a reload take effect
+/// (opendkim applies SIGUSR1 at its next milter connection).
+pub fn signing_problems(root: &crate::system::Root, profile: &Profile) -> Result<Vec<String>> {
+    let mut report = Report::default();
+    let Some(setup) = check_conf(root, profile, &mut report)? else {
+        return Ok(Vec::new());
+    };
+    let Some(socket) = setup.socket else {
+        return Ok(Vec::new());
+    };
+    let mut scratch = Report::default();
+    let records = check_keys(root, profile, &setup.keys, &mut scratch)?;
+    let mut proof = Report::default();
+    check_signing(&socket, &records, true, &mut proof);
+    Ok(proof
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.message.clone())
+        .collect())
+}
+
 fn check_conf(
     root: &crate::system::Root,
     profile: &Profile,
