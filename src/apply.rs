@@ -22,6 +22,15 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// A file as it was before the run changed it, kept in the journal.
+struct Old {
+    before: String,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    sha: String,
+}
+
 /// Status lines for the user, printed as the run goes.
 pub trait Progress {
     /// A step begins, e.g. `("editing", "/etc/opendkim.conf")`.
@@ -438,20 +447,18 @@ impl<'a> Applier<'a> {
     ) -> Result<()> {
         let real = self.ctx.root.path(path);
         let (mode, uid, gid) = match fs::metadata(&real) {
-            Ok(meta) => {
-                let bytes = fs::read(&real).with_context(|| format!("cannot read '{path}'"))?;
-                self.backup(path, &bytes)?;
-                let before = self.journal.save_before(path, &bytes)?;
+            Ok(_) => {
+                let old = self.keep_old(path, true)?;
                 self.journal.record(Record::Modify {
                     path: path.to_string(),
-                    before,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    old_sha: sha256(&bytes),
+                    before: old.before,
+                    mode: old.mode,
+                    uid: old.uid,
+                    gid: old.gid,
+                    old_sha: old.sha,
                     new_sha: sha256(text.as_bytes()),
                 })?;
-                (meta.mode() & 0o7777, meta.uid(), meta.gid())
+                (old.mode, old.uid, old.gid)
             }
             Err(_) => {
                 let (uid, gid) = match owner {
@@ -470,20 +477,36 @@ impl<'a> Applier<'a> {
             .with_context(|| format!("cannot write '{path}'"))
     }
 
-    fn remove_file(&mut self, path: &str) -> Result<()> {
+    /// Keep a file's bytes in the journal before it changes (and, with
+    /// `backup`, a copy under /var/backups for the administrator; never for
+    /// a key).
+    fn keep_old(&mut self, path: &str, backup: bool) -> Result<Old> {
         let real = self.ctx.root.path(path);
         let meta = fs::symlink_metadata(&real).with_context(|| format!("cannot stat '{path}'"))?;
         let bytes = fs::read(&real).with_context(|| format!("cannot read '{path}'"))?;
-        let before = self.journal.save_before(path, &bytes)?;
-        self.journal.record(Record::Delete {
-            path: path.to_string(),
-            before,
+        if backup {
+            self.backup(path, &bytes)?;
+        }
+        Ok(Old {
+            before: self.journal.save_before(path, &bytes)?,
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
-            old_sha: sha256(&bytes),
+            sha: sha256(&bytes),
+        })
+    }
+
+    fn remove_file(&mut self, path: &str) -> Result<()> {
+        let old = self.keep_old(path, false)?;
+        self.journal.record(Record::Delete {
+            path: path.to_string(),
+            before: old.before,
+            mode: old.mode,
+            uid: old.uid,
+            gid: old.gid,
+            old_sha: old.sha,
         })?;
-        fs::remove_file(&real).with_context(|| format!("cannot remove '{path}'"))
+        fs::remove_file(self.ctx.root.path(path)).with_context(|| format!("cannot remove '{path}'"))
     }
 
     fn create_dir(&mut self, path: &str, mode: u32, owner: &Owner) -> Result<()> {

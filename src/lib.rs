@@ -82,3 +82,17 @@ pub fn root_of(global: &cli::Global) -> Result<system::Root> {
     }
     Ok(system::Root::new(base))
 }
+
+/// The tree a changing command acts on, and its distribution: a live
+/// system needs root, except for a dry run (exit 2 otherwise).
+pub fn changing_root(global: &cli::Global) -> Result<(system::Root, distro::Distro)> {
+    let root = root_of(global)?;
+    let distro = distro::detect(&root)?;
+    if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(error::bad_hint(
+            "dkim-setup must run as root to change this system",
+            "run it with sudo, or add --dry-run to only see what it would change",
+        ));
+    }
+    Ok((root, distro))
+}

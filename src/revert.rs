@@ -16,8 +16,8 @@
 //!    run had started it.
 
 use crate::cli::{Global, RevertArgs};
-use crate::distro::{self, Profile};
-use crate::error::{BadInput, bad_hint};
+use crate::distro::Profile;
+use crate::error::BadInput;
 use crate::journal::{self, Outcome, Past, RUNS_DIR, Record, Undone};
 use crate::plan::ServiceAction;
 use crate::services::{self, Init};
@@ -29,14 +29,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
-    let root = crate::root_of(global)?;
-    let distro = distro::detect(&root)?;
-    if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
-        return Err(bad_hint(
-            "dkim-setup must run as root to change this system",
-            "run it with sudo, or add --dry-run to only see what would be undone",
-        ));
-    }
+    let (root, distro) = crate::changing_root(global)?;
     let runner = runner::from_env();
     let ctx = Ctx {
         root,
@@ -353,6 +346,31 @@ fn show_dry_run(global: &Global, past: &Past) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// Before a run plans anything: a run killed midway is undone first, under
+/// the lock (returned, to be held on), so that the new run plans against
+/// the system as it was before that one. A dry run only warns.
+pub fn undo_interrupted_first(
+    ctx: &Ctx,
+    profile: &Profile,
+) -> Result<Option<crate::journal::Lock>> {
+    let interrupted = journal::runs(&ctx.root)?
+        .iter()
+        .any(|p| p.end.is_none() && p.damaged.is_none());
+    if !interrupted {
+        return Ok(None);
+    }
+    if ctx.dry_run {
+        eprintln!(
+            "warning: an earlier run was interrupted; the next real run undoes it first, so \
+             this plan may differ from what that run does"
+        );
+        return Ok(None);
+    }
+    let lock = journal::lock(&ctx.root)?;
+    finish_interrupted(ctx, profile)?;
+    Ok(Some(lock))
 }
 
 /// Undo every run that was killed midway, telling the user; returns their

@@ -349,14 +349,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         None => dns_lookup::Server::System,
     };
 
-    let root = crate::root_of(global)?;
-    let distro = distro::detect(&root)?;
-    if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
-        return Err(bad_hint(
-            "dkim-setup must run as root to change this system",
-            "run it with sudo, or add --dry-run to only see the plan",
-        ));
-    }
+    let (root, distro) = crate::changing_root(global)?;
     let profile = distro.profile();
     let runner = runner::from_env();
     let ctx = Ctx {
@@ -365,14 +358,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         dry_run: global.dry_run,
     };
     // A run killed midway is undone first, as every run does.
-    let interrupted = crate::journal::runs(&ctx.root)?
-        .iter()
-        .any(|p| p.end.is_none());
-    let mut lock = None;
-    if interrupted && !ctx.dry_run {
-        lock = Some(crate::journal::lock(&ctx.root)?);
-        crate::revert::finish_interrupted(&ctx, profile)?;
-    }
+    let mut lock = crate::revert::undo_interrupted_first(&ctx, profile)?;
     let tables = read_tables(&ctx.root, profile)?;
     if args.all {
         domains = tables.domains();

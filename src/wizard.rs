@@ -192,14 +192,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
     } else {
         answers(&args)?;
     }
-    let root = crate::root_of(global)?;
-    let distro = distro::detect(&root)?;
-    if root.is_live() && !global.dry_run && !nix::unistd::geteuid().is_root() {
-        return Err(bad_hint(
-            "dkim-setup must run as root to change this system",
-            "run it with sudo, or add --dry-run to only see the plan",
-        ));
-    }
+    let (root, distro) = crate::changing_root(global)?;
     let profile = distro.profile();
     let main_cf = format!("{}/main.cf", profile.postfix_dir);
     if !root.exists(&main_cf) {
@@ -232,21 +225,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         dry_run: global.dry_run,
     };
     crate::interrupt::install();
-    // A run killed midway is undone first, under the lock, so that this run
-    // plans against the system as it was before that one.
-    let interrupted = crate::journal::runs(&ctx.root)?
-        .iter()
-        .any(|p| p.end.is_none());
-    let mut lock = None;
-    if interrupted && ctx.dry_run {
-        eprintln!(
-            "warning: an earlier run was interrupted; the next real run undoes it first, so \
-             this plan may differ from what that run does"
-        );
-    } else if interrupted {
-        lock = Some(crate::journal::lock(&ctx.root)?);
-        crate::revert::finish_interrupted(&ctx, profile)?;
-    }
+    let lock = crate::revert::undo_interrupted_first(&ctx, profile)?;
 
     let mut asked = ask::Asked::default();
     if interactive {
