@@ -49,6 +49,11 @@ pub enum Command {
     Rotate(RotateArgs),
     /// Per domain: selector, key, age, pending rotation, rotation due
     Status(StatusArgs),
+    /// Print the shell completion script for SHELL
+    Completions(crate::assets::CompletionsArgs),
+    /// Print the man page (roff), for packaging
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Debug, Args)]
