@@ -115,6 +115,18 @@ Examples:
   # For cron: exit 1 when a key is older than 180 days
   dkim-setup status --max-age 180 --fail-if-due")]
     Status(StatusArgs),
+    /// Print the shell completion script for SHELL
+    #[command(after_help = "\
+Examples:
+  # Bash, for every user (the .deb and .rpm ship it already)
+  dkim-setup completions bash > /etc/bash_completion.d/dkim-setup
+  # Zsh and fish, for yourself
+  dkim-setup completions zsh > ~/.zfunc/_dkim-setup
+  dkim-setup completions fish > ~/.config/fish/completions/dkim-setup.fish")]
+    Completions(crate::assets::CompletionsArgs),
+    /// Print the man page (roff), for packaging
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Debug, Args)]

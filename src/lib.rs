@@ -8,6 +8,7 @@
 pub mod answers_file;
 pub mod apply;
 pub mod ask;
+pub mod assets;
 pub mod check;
 pub mod cli;
 pub mod distro;
@@ -44,6 +45,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Revert(args) => revert::run(&cli.global, args),
         Command::Rotate(args) => rotate::run(&cli.global, args),
         Command::Status(args) => rotate::status(&cli.global, args),
+        Command::Completions(args) => assets::print_completions(args),
+        Command::Manpage => assets::print_manpage(),
         Command::Dns(args) => {
             let root = root_of(&cli.global)?;
             let distro = distro::detect(&root)?;

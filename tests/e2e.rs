@@ -15,8 +15,18 @@
 //! passes `opendkim -n` but keeps opendkim from starting makes the wizard exit
 //! 1 with /etc left byte for byte as it was; and `revert` after a good run puts
 //! /etc back byte for byte, stops the opendkim that run started, and refuses a
-//! file edited by hand since unless `--force`.
-//! A fifth, `rotate`, in two fresh systems: key -> key1 activated only once DNS serves key1, under load with no mail lost or unsigned (s=key before, s=key1 after), the old key retired after the retention period; and the same through two CNAME'd slots for two domains at once.
+//! file edited by hand since unless `--force`. A fifth, `rotate`, in two
+//! fresh systems: key -> key1 activated only once DNS serves key1, under load
+//! with no mail lost or unsigned (s=key before, s=key1 after), the old key
+//! retired after the retention period; and the same through two CNAME'd
+//! slots for two domains at once. A sixth, `package`, builds
+//! the .deb and the .rpm with scripts/package, lists the .rpm with
+//! `rpm -qlp`, and in three fresh systems installs the .deb with dpkg, runs
+//! the docs' Ansible playbook twice (changed, then changed=0), and runs the
+//! cloud-init example's runcmd lines.
+//!
+//! The scenarios run one at a time, even when the harness runs tests in
+//! parallel threads.
 //!
 //! Needs root, debootstrap and unshare, and (the first time, to build the cached
 //! tree under target/e2e/) access to Debian's package mirror. Without them the
@@ -25,6 +35,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
+
+/// Held while a scenario runs: two at once would share two cores and one
+/// tree cache, and their timing checks would suffer.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Effective uid, from /proc/self/status ("Uid: real effective saved fs").
 fn euid() -> Option<u32> {
@@ -72,41 +87,52 @@ fn tail(text: &str, lines: usize) -> String {
     out
 }
 
+/// False, after saying why, when the e2e tests cannot run here (and CI is
+/// not set: then it panics).
+fn can_run() -> bool {
+    let missing = missing_prerequisites();
+    if missing.is_empty() {
+        return true;
+    }
+    let reason = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "e2e test cannot run: {reason}. CI must run as root on Debian 12 with the \
+             packages debootstrap, util-linux, iproute2 installed."
+        );
+    }
+    let msg = format!(
+        "skipped: e2e test (real Postfix + OpenDKIM in a debootstrap chroot): {reason}. \
+         Run `cargo test` as root with debootstrap installed to run it."
+    );
+    // Straight to the process's stderr: the test harness captures print!
+    // and eprint!, which would hide the skip from a plain `cargo test`.
+    let _ = std::io::stderr().write_all(format!("\n!!!!!!!! {msg} !!!!!!!!\n\n").as_bytes());
+    false
+}
+
 /// Run one scenario script of tests/e2e/ (inside.sh, interactive.sh, ...) in
 /// a fresh throwaway system (one per part for a script with parts, safety.sh).
 fn run_scenario(scenario: &str) {
-    // One scenario at a time: each runs real daemons whose timings (probes,
-    // a mail every 100 ms) must not depend on how many others share the CPU.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let missing = missing_prerequisites();
-    if !missing.is_empty() {
-        let reason = missing.join(", ");
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "e2e test cannot run: {reason}. CI must run as root on Debian 12 with the \
-                 packages debootstrap, util-linux, iproute2 installed."
-            );
-        }
-        let msg = format!(
-            "skipped: e2e test (real Postfix + OpenDKIM in a debootstrap chroot): {reason}. \
-             Run `cargo test` as root with debootstrap installed to run it."
-        );
-        // Straight to the process's stderr: the test harness captures print!
-        // and eprint!, which would hide the skip from a plain `cargo test`.
-        let _ = std::io::stderr().write_all(format!("\n!!!!!!!! {msg} !!!!!!!!\n\n").as_bytes());
-        return;
+    if can_run() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        run_scenario_with(scenario, &[]);
     }
+}
 
+/// The same, with host files copied into the test system's
+/// /root/e2e/inputs/ (E2E_INPUTS). The caller holds ONE_AT_A_TIME.
+fn run_scenario_with(scenario: &str, inputs: &[PathBuf]) {
     let harness = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/run.sh");
     let binary = env!("CARGO_BIN_EXE_dkim-setup");
+    let inputs: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+    assert!(inputs.iter().all(|p| !p.contains(':')), "':' in {inputs:?}");
     let started = std::time::Instant::now();
     let output = Command::new("bash")
         .arg(&harness)
         .arg(binary)
         .env("E2E_SCENARIO", scenario)
+        .env("E2E_INPUTS", inputs.join(":"))
         .output()
         .expect("could not start tests/e2e/run.sh");
     let elapsed = started.elapsed().as_secs();
@@ -152,4 +178,103 @@ fn e2e_safety_adding_a_domain_loses_no_mail_and_a_failed_start_or_a_revert_leave
 #[test]
 fn e2e_rotate_switches_selector_under_load_only_once_dns_serves_it_and_retires_the_old_key() {
     run_scenario("rotate");
+}
+
+/// scripts/package: the paths of the .deb and the .rpm it built.
+fn build_packages() -> (PathBuf, PathBuf) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let started = std::time::Instant::now();
+    let output = Command::new("bash")
+        .arg(repo.join("scripts/package"))
+        .current_dir(repo)
+        .output()
+        .expect("could not start scripts/package");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "scripts/package failed ({}):\n{stdout}\n{}",
+        output.status,
+        tail(&stderr, 80)
+    );
+    println!("scripts/package: {} s", started.elapsed().as_secs());
+    let built: Vec<PathBuf> = stdout.lines().map(|l| repo.join(l.trim())).collect();
+    let pick = |ext: &str| -> PathBuf {
+        let found: Vec<&PathBuf> = built
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect();
+        assert_eq!(found.len(), 1, "scripts/package printed {built:?}");
+        let path = found[0].clone();
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!("package: {} ({size} bytes)", path.display());
+        path
+    };
+    (pick("deb"), pick("rpm"))
+}
+
+/// `rpm -qlp` lists the binary, the man page and the three completions in
+/// the RHEL family's places, and the docs; `rpm -qp --requires` names no
+/// mail package (postfix is only recommended).
+fn check_rpm(rpm: &Path) {
+    let Some(rpm_tool) = find_command("rpm") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("rpm not found: scripts/test installs it");
+        }
+        let _ = std::io::stderr().write_all(b"\nskipped: rpm -qlp (no rpm tool)\n\n");
+        return;
+    };
+    let query = |args: &[&str]| -> String {
+        let out = Command::new(&rpm_tool)
+            .args(args)
+            .arg(rpm)
+            .output()
+            .expect("could not run rpm");
+        assert!(
+            out.status.success(),
+            "rpm {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let files = query(&["-qlp"]);
+    println!("rpm -qlp:\n{files}");
+    for path in [
+        "/usr/bin/dkim-setup",
+        "/usr/share/man/man1/dkim-setup.1.gz",
+        "/usr/share/bash-completion/completions/dkim-setup",
+        "/usr/share/zsh/site-functions/_dkim-setup",
+        "/usr/share/fish/vendor_completions.d/dkim-setup.fish",
+        "/usr/share/doc/dkim-setup/README.md",
+        "/usr/share/doc/dkim-setup/usage.md",
+    ] {
+        assert!(
+            files.lines().any(|l| l == path),
+            "rpm -qlp does not list {path}:\n{files}"
+        );
+    }
+    let requires = query(&["-qp", "--requires"]);
+    for word in ["postfix", "opendkim"] {
+        assert!(
+            !requires.contains(word),
+            "the .rpm requires {word}:\n{requires}"
+        );
+    }
+    let recommends = query(&["-qp", "--recommends"]);
+    assert!(recommends.contains("postfix"), "recommends: {recommends}");
+}
+
+#[test]
+fn e2e_package_deb_installs_man_page_and_completions_and_ansible_and_cloud_init_set_up_signing() {
+    if !can_run() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (deb, rpm) = build_packages();
+    check_rpm(&rpm);
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    run_scenario_with(
+        "package",
+        &[deb, docs.join("ansible"), docs.join("cloud-init.yaml")],
+    );
 }

@@ -3,10 +3,11 @@
 # and print its path on stdout (everything else goes to stderr).
 #
 # The tree is what a freshly provisioned "Local only" Postfix server looks like,
-# plus what the test itself needs (rsyslog, python3-dkim):
+# plus what the test itself needs (rsyslog, python3-dkim; ansible-core,
+# python3-apt for its apt module, and python3-yaml for the package scenario):
 #   debootstrap --variant=minbase bookworm, then in a chroot:
 #   postfix (debconf: "Local only", mailname mail.example.test), rsyslog,
-#   python3, python3-dkim, procps.
+#   python3, python3-dkim, procps, ansible-core, python3-apt, python3-yaml.
 # opendkim is NOT installed: dkim-setup installs it itself. The test runs with no
 # network (unshare --net), so opendkim + opendkim-tools are only downloaded into
 # the tree's apt cache here, and the apt lists are kept, so that an offline
@@ -87,12 +88,14 @@ postfix postfix/mailname string $HOSTNAME_FQDN
 EOF
 
     t0=$SECONDS
-    log "apt-get update + install postfix rsyslog python3-dkim ..."
+    log "apt-get update + install postfix rsyslog python3-dkim ansible-core ..."
     timeout 600 "${in_tree[@]}" apt-get update >&2
     # --no-install-recommends keeps the tree small; the test needs nothing more.
     # procps: a real server has ps/pgrep (opendkim's init script calls ps).
+    # ansible-core runs the docs' playbook against the tree itself (connection
+    # local); its apt module needs python3-apt on the managed host.
     timeout 900 "${in_tree[@]}" apt-get install -y --no-install-recommends \
-        postfix rsyslog python3 python3-dkim procps >&2
+        postfix rsyslog python3 python3-dkim procps ansible-core python3-apt python3-yaml >&2
     # Drop the .debs installed so far (debootstrap's and these), ~100 MB; the
     # cache then holds exactly what the offline opendkim install needs.
     "${in_tree[@]}" apt-get clean
@@ -107,6 +110,8 @@ EOF
     "${in_tree[@]}" sh -c 'command -v postfix rsyslogd python3 sendmail >/dev/null' \
         || die "postfix/rsyslog/python3 missing after install"
     "${in_tree[@]}" python3 -c 'import dkim' || die "python3-dkim not importable"
+    "${in_tree[@]}" ansible-playbook --version >/dev/null || die "ansible-playbook does not run"
+    "${in_tree[@]}" python3 -c 'import apt, yaml' || die "python3-apt or python3-yaml not importable"
     if "${in_tree[@]}" dpkg -s opendkim >/dev/null 2>&1; then
         die "opendkim got installed; it must only be downloaded"
     fi

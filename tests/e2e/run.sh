@@ -26,7 +26,8 @@ CACHE=${E2E_CACHE_DIR:-$REPO/target/e2e}
 # Bounds, so a hang fails the test instead of blocking it forever.
 INSIDE_TIMEOUT=${E2E_INSIDE_TIMEOUT:-300}
 # Which script runs inside: inside.sh (the unattended run, the default),
-# interactive.sh (the wizard at a terminal), check.sh or safety.sh.
+# interactive.sh (the wizard at a terminal), check.sh, safety.sh or
+# package.sh (which needs E2E_INPUTS, see below).
 SCENARIO=${E2E_SCENARIO:-inside}
 export SCENARIO
 # A script that needs several fresh systems lists its parts in a line
@@ -68,6 +69,10 @@ in_namespace() {
     mkdir -p "$root/dev/pts"
     mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
     ln -sf pts/ptmx "$root/dev/ptmx"
+    # POSIX shared memory, as on a booted system (Python's multiprocessing
+    # locks, which ansible uses, need it).
+    mkdir -p "$root/dev/shm"
+    mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
     # Fresh /run and /tmp like a booted system (no stale pid files, P20).
     mount -t tmpfs -o mode=755,nosuid,nodev run "$root/run"
     mkdir -p "$root/run/lock" && chmod 1777 "$root/run/lock"
@@ -79,6 +84,16 @@ in_namespace() {
     install -m 0755 "$bin" "$root/usr/local/sbin/dkim-setup"
     mkdir -p "$root/root/e2e"
     install -m 0755 "$HERE"/*.sh "$HERE"/*.py "$root/root/e2e/"
+    # Files a scenario needs from the host (the package scenario: the .deb
+    # and the docs' playbook and cloud-init example), ':'-separated.
+    if [[ -n ${E2E_INPUTS:-} ]]; then
+        local input inputs
+        mkdir -p "$root/root/e2e/inputs"
+        IFS=: read -ra inputs <<<"$E2E_INPUTS"
+        for input in "${inputs[@]}"; do
+            cp -a -- "$input" "$root/root/e2e/inputs/"
+        done
+    fi
 
     local rc=0
     timeout --kill-after=10 "$INSIDE_TIMEOUT" \
