@@ -198,10 +198,12 @@ fn replace_p_option(args: &str, socket: &str) -> Option<String> {
         words.push((s, args.len()));
     }
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (index, &(s, e)) in words.iter().enumerate() {
+    let mut words = words.into_iter();
+    while let Some((s, e)) = words.next() {
         let word = &args[s..e];
         if word == "-p" {
-            if let Some(&next) = words.get(index + 1) {
+            // The next word is the argument, whatever it looks like (`-p -px`).
+            if let Some(next) = words.next() {
                 spans.push(next);
             }
         } else if let Some(glued) = word.strip_prefix("-p")
@@ -372,5 +374,20 @@ mod tests {
         assert_eq!(set_exec_start_socket(without, SOCKET), without);
         let dangling = "ExecStart=/usr/sbin/opendkim -p\n";
         assert_eq!(set_exec_start_socket(dangling, SOCKET), dangling);
+    }
+
+    #[test]
+    fn p_whose_argument_starts_with_p_is_one_option() {
+        // Found by fuzzing: `-p` followed by a word starting with `-p` gave
+        // overlapping spans and a slice panic.
+        let old = "ExecStart=/usr/sbin/opendkim -p -px\n";
+        let out = set_exec_start_socket(old, SOCKET);
+        assert_eq!(out, "ExecStart=/usr/sbin/opendkim -p inet:8891@127.0.0.1\n");
+        assert_eq!(set_exec_start_socket(&out, SOCKET), out);
+        let twice = "OPTIONS=\"-p -p local:/x\"\n";
+        assert_eq!(
+            set_options_socket(twice, SOCKET),
+            "OPTIONS=\"-p inet:8891@127.0.0.1 local:/x\"\n"
+        );
     }
 }
