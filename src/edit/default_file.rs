@@ -70,9 +70,10 @@ pub fn options_flags(text: &str) -> Vec<(String, String)> {
     while i < words.len() {
         let w = words[i];
         if let Some(flag) = w.strip_prefix('-').filter(|f| !f.is_empty()) {
-            let name = format!("-{}", &flag[..1]);
-            if flag.len() > 1 {
-                flags.push((name, flag[1..].to_string()));
+            let (letter, glued) = flag.split_at(flag.chars().next().map_or(0, char::len_utf8));
+            let name = format!("-{letter}");
+            if !glued.is_empty() {
+                flags.push((name, glued.to_string()));
             } else if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
                 flags.push((name, next.to_string()));
                 i += 1;
@@ -246,6 +247,24 @@ mod options_tests {
         );
         assert_eq!(options_flags("OPTIONS=-P/run/a.pid\n")[0].1, "/run/a.pid");
         assert!(options_flags("#OPTIONS=\"-x /x\"\n").is_empty());
+    }
+
+    #[test]
+    fn options_flag_with_a_non_ascii_letter_is_read_whole() {
+        // Found by fuzzing (`OPTIONS=-\u{7f0}`): a flag whose letter is not
+        // ASCII was cut inside that letter.
+        assert_eq!(
+            options_flags("OPTIONS=-\u{7f0}"),
+            vec![("-\u{7f0}".to_string(), String::new())]
+        );
+        assert_eq!(
+            options_flags("OPTIONS=\"-é -ü/x -P /p\"\n"),
+            vec![
+                ("-é".to_string(), String::new()),
+                ("-ü".to_string(), "/x".to_string()),
+                ("-P".to_string(), "/p".to_string())
+            ]
+        );
     }
 }
 
