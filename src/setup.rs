@@ -1161,7 +1161,9 @@ impl Planner<'_> {
 ///    has opendkim's entries under another spelling or at its old socket
 ///    replaced by `ours`, once.
 /// 2. A list that reaches `ours` twice (a literal entry and a reference)
-///    loses the literal one.
+///    loses the literal one; one that still reaches it more than once, through
+///    references only, keeps the first and has each later one replaced by its
+///    other entries ([`main_cf::reach_once`]).
 /// 3. A list that does not reach `ours` gets it, before OpenDMARC or first;
 ///    a missing `non_smtpd_milters` becomes `$smtpd_milters`.
 /// 4. A literal `ours` behind an OpenDMARC entry moves in front of it.
@@ -1217,6 +1219,13 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
             new = main_cf::set(&new, list, &kept.join(", "));
             notes.push(format!(
                 "{list} reached opendkim twice; the direct entry was removed"
+            ));
+        }
+        if let Some(value) = main_cf::reach_once(&new, list, ours) {
+            new = main_cf::set(&new, list, &value);
+            notes.push(format!(
+                "{list} reached opendkim more than once through its references; a repeated \
+                 reference now gives way to its other milters"
             ));
         }
     }
@@ -1430,6 +1439,24 @@ mod tests {
             main_cf::effective_milters(&text, "smtpd_milters"),
             vec![OURS]
         );
+    }
+
+    #[test]
+    fn a_repeated_reference_to_ours_is_listed_once() {
+        // Found by fuzzing: `$s` twice, with `s` holding opendkim, reached it twice.
+        let text = wired("s = inet:127.0.0.1:8891\nsmtpd_milters = $s $s\n");
+        assert_eq!(main_cf::get(&text, "smtpd_milters").unwrap(), "$s");
+        let text = wired("a = inet:127.0.0.1:8891\nb = $a, unix:rspamd\nsmtpd_milters = $a, $b\n");
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "$a, unix:rspamd"
+        );
+        for list in ["smtpd_milters", "non_smtpd_milters"] {
+            assert_eq!(
+                main_cf::effective_milters(&text, list),
+                vec![OURS, "unix:rspamd"]
+            );
+        }
     }
 
     #[test]
