@@ -1369,10 +1369,12 @@ impl Planner<'_> {
 /// 1. Every list, and every parameter a list refers to (`$dkim_milter`),
 ///    has opendkim's entries under another spelling or at its old socket
 ///    replaced by `ours`, once.
-/// 2. A list that reaches `ours` twice (a literal entry and a reference)
-///    loses the literal one.
-/// 3. A list that does not reach `ours` gets it, before OpenDMARC or first;
+/// 2. A list that does not reach `ours` gets it, before OpenDMARC or first;
 ///    a missing `non_smtpd_milters` becomes `$smtpd_milters`.
+/// 3. A list that reaches `ours` twice (a literal entry and a reference)
+///    loses the literal one; one that still reaches it more than once, through
+///    references only, keeps the first and has each later one replaced by its
+///    other entries ([`main_cf::reach_once`]).
 /// 4. A literal `ours` behind an OpenDMARC entry moves in front of it.
 pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<String>) {
     const LISTS: [&str; 2] = ["smtpd_milters", "non_smtpd_milters"];
@@ -1408,6 +1410,16 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
         }
     }
 
+    // Before counting: a list that reaches `$smtpd_milters` and `ours` only
+    // reaches `ours` twice once smtpd_milters has it.
+    let smtpd = main_cf::merged_milter_value(&new, "smtpd_milters", ours);
+    new = main_cf::set(&new, "smtpd_milters", &smtpd);
+    let non_smtpd = match main_cf::get(&new, "non_smtpd_milters") {
+        None => "$smtpd_milters".to_string(),
+        Some(_) => main_cf::merged_milter_value(&new, "non_smtpd_milters", ours),
+    };
+    new = main_cf::set(&new, "non_smtpd_milters", &non_smtpd);
+
     for list in LISTS {
         let reached = main_cf::effective_milters(&new, list)
             .iter()
@@ -1428,15 +1440,14 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
                 "{list} reached opendkim twice; the direct entry was removed"
             ));
         }
+        if let Some(value) = main_cf::reach_once(&new, list, ours) {
+            new = main_cf::set(&new, list, &value);
+            notes.push(format!(
+                "{list} reached opendkim more than once through its references; a repeated \
+                 reference now gives way to its other milters"
+            ));
+        }
     }
-
-    let smtpd = main_cf::merged_milter_value(&new, "smtpd_milters", ours);
-    new = main_cf::set(&new, "smtpd_milters", &smtpd);
-    let non_smtpd = match main_cf::get(&new, "non_smtpd_milters") {
-        None => "$smtpd_milters".to_string(),
-        Some(_) => main_cf::merged_milter_value(&new, "non_smtpd_milters", ours),
-    };
-    new = main_cf::set(&new, "non_smtpd_milters", &non_smtpd);
 
     for list in LISTS {
         let Some(value) = main_cf::get(&new, list) else {
@@ -1638,6 +1649,44 @@ mod tests {
         assert_eq!(
             main_cf::effective_milters(&text, "smtpd_milters"),
             vec![OURS]
+        );
+    }
+
+    #[test]
+    fn a_repeated_reference_to_ours_is_listed_once() {
+        // Found by fuzzing: `$s` twice, with `s` holding opendkim, reached it twice.
+        let text = wired("s = inet:127.0.0.1:8891\nsmtpd_milters = $s $s\n");
+        assert_eq!(main_cf::get(&text, "smtpd_milters").unwrap(), "$s");
+        let text = wired("a = inet:127.0.0.1:8891\nb = $a, unix:rspamd\nsmtpd_milters = $a, $b\n");
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "$a, unix:rspamd"
+        );
+        for list in ["smtpd_milters", "non_smtpd_milters"] {
+            assert_eq!(
+                main_cf::effective_milters(&text, list),
+                vec![OURS, "unix:rspamd"]
+            );
+        }
+    }
+
+    #[test]
+    fn a_direct_entry_beside_smtpd_milters_is_dropped_once_that_reaches_ours() {
+        // Found by fuzzing: smtpd_milters only got opendkim after the lists
+        // were counted, so the second run removed the direct entry.
+        let text = wired("non_smtpd_milters = $smtpd_milters, inet:127.0.0.1:8891\n");
+        assert_eq!(main_cf::get(&text, "smtpd_milters").unwrap(), OURS);
+        assert_eq!(
+            main_cf::get(&text, "non_smtpd_milters").unwrap(),
+            "$smtpd_milters"
+        );
+        let text = wired(
+            "smtpd_milters = unix:rspamd\n\
+             non_smtpd_milters = $smtpd_milters, inet:127.0.0.1:8891\n",
+        );
+        assert_eq!(
+            main_cf::effective_milters(&text, "non_smtpd_milters"),
+            vec![OURS, "unix:rspamd"]
         );
     }
 

@@ -70,9 +70,10 @@ pub fn options_flags(text: &str) -> Vec<(String, String)> {
     while i < words.len() {
         let w = words[i];
         if let Some(flag) = w.strip_prefix('-').filter(|f| !f.is_empty()) {
-            let name = format!("-{}", &flag[..1]);
-            if flag.len() > 1 {
-                flags.push((name, flag[1..].to_string()));
+            let (letter, glued) = flag.split_at(flag.chars().next().map_or(0, char::len_utf8));
+            let name = format!("-{letter}");
+            if !glued.is_empty() {
+                flags.push((name, glued.to_string()));
             } else if let Some(next) = words.get(i + 1).filter(|n| !n.starts_with('-')) {
                 flags.push((name, next.to_string()));
                 i += 1;
@@ -198,10 +199,12 @@ fn replace_p_option(args: &str, socket: &str) -> Option<String> {
         words.push((s, args.len()));
     }
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (index, &(s, e)) in words.iter().enumerate() {
+    let mut words = words.into_iter();
+    while let Some((s, e)) = words.next() {
         let word = &args[s..e];
         if word == "-p" {
-            if let Some(&next) = words.get(index + 1) {
+            // The next word is the argument, whatever it looks like (`-p -px`).
+            if let Some(next) = words.next() {
                 spans.push(next);
             }
         } else if let Some(glued) = word.strip_prefix("-p")
@@ -244,6 +247,24 @@ mod options_tests {
         );
         assert_eq!(options_flags("OPTIONS=-P/run/a.pid\n")[0].1, "/run/a.pid");
         assert!(options_flags("#OPTIONS=\"-x /x\"\n").is_empty());
+    }
+
+    #[test]
+    fn options_flag_with_a_non_ascii_letter_is_read_whole() {
+        // Found by fuzzing (`OPTIONS=-\u{7f0}`): a flag whose letter is not
+        // ASCII was cut inside that letter.
+        assert_eq!(
+            options_flags("OPTIONS=-\u{7f0}"),
+            vec![("-\u{7f0}".to_string(), String::new())]
+        );
+        assert_eq!(
+            options_flags("OPTIONS=\"-é -ü/x -P /p\"\n"),
+            vec![
+                ("-é".to_string(), String::new()),
+                ("-ü".to_string(), "/x".to_string()),
+                ("-P".to_string(), "/p".to_string())
+            ]
+        );
     }
 }
 
@@ -372,5 +393,20 @@ mod tests {
         assert_eq!(set_exec_start_socket(without, SOCKET), without);
         let dangling = "ExecStart=/usr/sbin/opendkim -p\n";
         assert_eq!(set_exec_start_socket(dangling, SOCKET), dangling);
+    }
+
+    #[test]
+    fn p_whose_argument_starts_with_p_is_one_option() {
+        // Found by fuzzing: `-p` followed by a word starting with `-p` gave
+        // overlapping spans and a slice panic.
+        let old = "ExecStart=/usr/sbin/opendkim -p -px\n";
+        let out = set_exec_start_socket(old, SOCKET);
+        assert_eq!(out, "ExecStart=/usr/sbin/opendkim -p inet:8891@127.0.0.1\n");
+        assert_eq!(set_exec_start_socket(&out, SOCKET), out);
+        let twice = "OPTIONS=\"-p -p local:/x\"\n";
+        assert_eq!(
+            set_options_socket(twice, SOCKET),
+            "OPTIONS=\"-p inet:8891@127.0.0.1 local:/x\"\n"
+        );
     }
 }

@@ -147,6 +147,83 @@ pub fn effective_milters(text: &str, name: &str) -> Vec<String> {
     out
 }
 
+/// The value that makes list `name` reach `ours` only once, or None when it
+/// already does (or never does). The first entry that reaches `ours` stays and
+/// every other milter keeps its place: a later literal `ours` goes, and a later
+/// `$name` reference that reaches `ours` again gives way to its own entries,
+/// treated the same way (`$a, $a` with `a = ours` becomes `$a`). A reference
+/// whose value holds an unclosed `{` group, which Postfix refuses, stays.
+pub fn reach_once(text: &str, name: &str, ours: &str) -> Option<String> {
+    let ours = ours.trim();
+    let reached = effective_milters(text, name);
+    if reached.iter().filter(|a| *a == ours).count() < 2 {
+        return None;
+    }
+    let entries = split_list(&get(text, name)?);
+    let mut out = Vec::new();
+    let mut seen = false;
+    let mut path = vec![name.to_string()];
+    once_into(text, ours, entries.clone(), &mut path, &mut seen, &mut out);
+    (out != entries).then(|| out.join(", "))
+}
+
+/// [`reach_once`] over `entries`, met below the references in `path` (the list
+/// itself first); `seen` tells whether an earlier entry reached `ours`.
+fn once_into(
+    text: &str,
+    ours: &str,
+    entries: Vec<String>,
+    path: &mut Vec<String>,
+    seen: &mut bool,
+    out: &mut Vec<String>,
+) {
+    for entry in entries {
+        let Some(inner) = reference(&entry).map(str::to_string) else {
+            let is_ours = milter_address(&entry) == ours;
+            if !(is_ours && *seen) {
+                *seen |= is_ours;
+                out.push(entry);
+            }
+            continue;
+        };
+        if path.contains(&inner) {
+            // A loop reaches nothing here; spliced into the list, it would.
+            if path.len() == 1 {
+                out.push(entry);
+            }
+            continue;
+        }
+        // What the reference reaches once it stands in the list itself.
+        let mut reached = Vec::new();
+        let mut visiting = vec![path[0].clone(), inner.clone()];
+        expand_into(text, &inner, &mut visiting, &mut reached);
+        let count = reached.iter().filter(|a| *a == ours).count();
+        let own = split_list(&get(text, &inner).unwrap_or_default());
+        if count == 0 || (count == 1 && !*seen) || !own.iter().all(|e| is_closed(e)) {
+            *seen |= count > 0;
+            out.push(entry);
+            continue;
+        }
+        path.push(inner);
+        once_into(text, ours, own, path, seen, out);
+        path.pop();
+    }
+}
+
+/// False for an entry with a `{` or `(` that is never closed; split_list makes
+/// it swallow every entry after it.
+fn is_closed(entry: &str) -> bool {
+    let mut depth = 0usize;
+    for c in entry.chars() {
+        match c {
+            '{' | '(' => depth += 1,
+            '}' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
 fn expand_into(text: &str, name: &str, visiting: &mut Vec<String>, out: &mut Vec<String>) {
     let Some(value) = get(text, name) else {
         return;
@@ -485,6 +562,34 @@ mod tests {
             merge_milters(Some("$smtpd_milters"), OURS),
             "inet:127.0.0.1:8891, $smtpd_milters"
         );
+    }
+
+    #[test]
+    fn reach_once_keeps_the_first_reference_and_splices_later_ones() {
+        let text = "a = inet:127.0.0.1:8891\nsmtpd_milters = $a $a\n";
+        assert_eq!(
+            reach_once(text, "smtpd_milters", OURS).as_deref(),
+            Some("$a")
+        );
+        let text = "a = inet:127.0.0.1:8891\nb = unix:rspamd, ${a}\n\
+                    smtpd_milters = $a, $b, inet:127.0.0.1:8893\n";
+        assert_eq!(
+            reach_once(text, "smtpd_milters", OURS).as_deref(),
+            Some("$a, unix:rspamd, inet:127.0.0.1:8893")
+        );
+        // Once, never, or only through a loop: nothing to do.
+        assert_eq!(reach_once(text, "b", OURS), None);
+        assert_eq!(
+            reach_once("smtpd_milters = unix:x\n", "smtpd_milters", OURS),
+            None
+        );
+        assert_eq!(
+            reach_once("smtpd_milters = $smtpd_milters\n", "smtpd_milters", OURS),
+            None
+        );
+        // An unclosed group cannot be spliced in.
+        let text = "a = inet:127.0.0.1:8891\nb = inet:127.0.0.1:8891 {x\nm = $a $b\n";
+        assert_eq!(reach_once(text, "m", OURS), None);
     }
 
     #[test]
