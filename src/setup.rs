@@ -1420,32 +1420,46 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
     };
     new = main_cf::set(&new, "non_smtpd_milters", &non_smtpd);
 
-    for list in LISTS {
-        let reached = main_cf::effective_milters(&new, list)
+    let reached = |text: &str, list: &str| {
+        main_cf::effective_milters(text, list)
             .iter()
             .filter(|a| *a == ours)
-            .count();
-        let Some(value) = main_cf::get(&new, list) else {
-            continue;
-        };
-        let entries = main_cf::split_list(&value);
-        let literal = entries.iter().any(|e| main_cf::milter_address(e) == ours);
-        if reached > 1 && literal {
-            let kept: Vec<String> = entries
-                .into_iter()
-                .filter(|e| main_cf::milter_address(e) != ours)
-                .collect();
-            new = main_cf::set(&new, list, &kept.join(", "));
-            notes.push(format!(
-                "{list} reached opendkim twice; the direct entry was removed"
-            ));
-        }
-        if let Some(value) = main_cf::reach_once(&new, list, ours) {
-            new = main_cf::set(&new, list, &value);
-            notes.push(format!(
-                "{list} reached opendkim more than once through its references; a repeated \
-                 reference now gives way to its other milters"
-            ));
+            .count()
+    };
+    for list in LISTS {
+        // Until a round changes nothing: splicing can leave a direct entry
+        // beside a reference it could not splice (an unclosed group). A round
+        // splices or takes a duplicate away, so a few are enough.
+        let mut rounds = 2 * reached(&new, list) + 1;
+        loop {
+            let old = new.clone();
+            let before = reached(&new, list);
+            let Some(value) = main_cf::get(&new, list) else {
+                break;
+            };
+            let entries = main_cf::split_list(&value);
+            let literal = entries.iter().any(|e| main_cf::milter_address(e) == ours);
+            if before > 1 && literal {
+                let kept: Vec<String> = entries
+                    .into_iter()
+                    .filter(|e| main_cf::milter_address(e) != ours)
+                    .collect();
+                new = main_cf::set(&new, list, &kept.join(", "));
+                notes.push(format!(
+                    "{list} reached opendkim twice; the direct entry was removed"
+                ));
+            }
+            if let Some(value) = main_cf::reach_once(&new, list, ours) {
+                new = main_cf::set(&new, list, &value);
+                notes.push(format!(
+                    "{list} reached opendkim more than once through its references; a repeated \
+                     reference now gives way to its other milters"
+                ));
+            }
+            if new == old || rounds == 0 {
+                break;
+            }
+            rounds -= 1;
         }
     }
 
@@ -1688,6 +1702,17 @@ mod tests {
             main_cf::effective_milters(&text, "non_smtpd_milters"),
             vec![OURS, "unix:rspamd"]
         );
+    }
+
+    #[test]
+    fn a_direct_entry_beside_a_reference_that_cannot_be_spliced_goes_in_one_run() {
+        // Found by fuzzing: `$s` reached opendkim twice, once through `$sm`,
+        // whose unclosed `{` kept it from being spliced; the first run left
+        // the spliced direct entry beside `$sm`, the second removed it.
+        let text = wired(
+            "sm = inet:127.0.0.1:8891, x{\ns = inet:127.0.0.1:8891, $sm\nsmtpd_milters = $s\n",
+        );
+        assert_eq!(main_cf::get(&text, "smtpd_milters").unwrap(), "$sm");
     }
 
     #[test]
