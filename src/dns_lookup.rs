@@ -646,6 +646,20 @@ fn check_key(
         ));
         return;
     }
+    if let (Some(published), Some(ours)) = (pkcs1_modulus(&got), spki_modulus(want))
+        && published == ours
+    {
+        out.push(Finding::new(
+            Severity::Fail,
+            format!(
+                "the record at {at} holds the right key in the wrong encoding: PKCS#1 (the \
+                 body of 'BEGIN RSA PUBLIC KEY'), where DKIM wants SubjectPublicKeyInfo; \
+                 verifiers such as opendkim reject it (field case B14)"
+            ),
+            format!("publish {at} TXT \"{expected}\" (the record `dkim-setup dns` prints)"),
+        ));
+        return;
+    }
     let detail = match (key_size(&got), key_size(want)) {
         (Some(published), Some(ours)) if published != ours => {
             format!(" (it publishes a {published}-bit key; the private key has {ours} bits)")
@@ -771,6 +785,22 @@ fn key_size(b64: &str) -> Option<u32> {
     Some(key.n().bit_width())
 }
 
+/// The modulus of a base64 SubjectPublicKeyInfo RSA key.
+fn spki_modulus(b64: &str) -> Option<Vec<u8>> {
+    let der = Base64::decode_vec(b64).ok()?;
+    let key = rsa::PublicKey::from_public_key_der(&der).ok()?;
+    Some(key.n().to_be_bytes().to_vec())
+}
+
+/// The modulus of a base64 PKCS#1 RSAPublicKey (what `openssl rsa
+/// -RSAPublicKey_out` prints), which DKIM records must not hold.
+fn pkcs1_modulus(b64: &str) -> Option<Vec<u8>> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    let der = Base64::decode_vec(b64).ok()?;
+    let key = rsa::PublicKey::from_pkcs1_der(&der).ok()?;
+    Some(key.n().to_be_bytes().to_vec())
+}
+
 /// The start of a long value, for naming a record in a message.
 fn abridged(value: &str) -> String {
     const KEEP: usize = 40;
@@ -827,6 +857,27 @@ mod tests {
         let findings = analyse(&served(&[&[a, b]]), &expected());
         assert!(findings.is_empty(), "{findings:#?}");
         assert!(passed(&findings));
+    }
+
+    #[test]
+    fn the_right_key_in_pkcs1_form_is_named_as_the_wrong_encoding() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let key = crate::keys::generate(1024).unwrap();
+        let private = crate::keys::parse_private(&key.pem).unwrap();
+        let pkcs1 = private.to_public_key().to_pkcs1_der().unwrap();
+        let published = format!(
+            "v=DKIM1; k=rsa; p={}",
+            Base64::encode_string(pkcs1.as_bytes())
+        );
+        let (a, b) = published.split_at(published.len().min(255));
+        let strings: Vec<&str> = [a, b].into_iter().filter(|s| !s.is_empty()).collect();
+        let findings = analyse(&served(&[&strings]), &key.record);
+        only(
+            &findings,
+            Severity::Fail,
+            "the right key in the wrong encoding: PKCS#1",
+        );
+        assert!(findings.iter().any(|f| f.fix.contains(&key.record)));
     }
 
     #[test]

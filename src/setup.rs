@@ -135,7 +135,8 @@ pub fn plan(ctx: &Ctx, distro: &Distro, answers: &Answers, missing: &[&str]) -> 
     p.plan_services(&conf, opendkim_changed, postfix.changed)?;
     order_for_zero_outage(&mut p.steps, profile);
     if changed {
-        p.warn_about_origin(&postfix.text);
+        let signing = p.signing_domains(&conf.signing_table);
+        p.warn_about_origin(&postfix.text, &signing);
     }
     if let Socket::Inet { addr, .. } = &answers.socket
         && !addr.is_loopback()
@@ -1151,7 +1152,25 @@ impl Planner<'_> {
 
     /// Mail from cron and the sendmail command is sent as user@myorigin; warn
     /// when no signing domain covers it (field case B11).
-    fn warn_about_origin(&mut self, main: &str) {
+    /// Every domain the SigningTable will sign for (`*@DOMAIN` lines), as
+    /// planned: this run's and those configured before.
+    fn signing_domains(&self, signing_table: &str) -> Vec<String> {
+        let text = self.steps.iter().find_map(|s| match s {
+            Step::File { path, new, .. } if path == signing_table => Some(new.as_str()),
+            _ => None,
+        });
+        let mut domains = self.answers.domains.clone();
+        for entry in tables::parse_signing_table(text.unwrap_or("")).unwrap_or_default() {
+            if let Some(d) = entry.pattern.strip_prefix("*@")
+                && !domains.iter().any(|x| x.eq_ignore_ascii_case(d))
+            {
+                domains.push(d.to_lowercase());
+            }
+        }
+        domains
+    }
+
+    fn warn_about_origin(&mut self, main: &str, signing: &[String]) {
         let host = main_cf::get(main, "myhostname").unwrap_or_default();
         let domain = main_cf::get(main, "mydomain").unwrap_or_else(|| {
             host.split_once('.')
@@ -1180,12 +1199,12 @@ impl Planner<'_> {
         else {
             return;
         };
-        if !self.answers.domains.contains(&origin) {
+        if !signing.contains(&origin) {
             self.notes.push(format!(
                 "mail from local programs (cron, sendmail) is sent as user@{origin} (myorigin), \
                  which is not a signing domain, so it will not be signed; sign for {origin} too, or \
                  set myorigin to one of: {}",
-                self.answers.domains.join(", ")
+                signing.join(", ")
             ));
         }
     }

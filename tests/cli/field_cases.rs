@@ -759,6 +759,19 @@ fn b11_myorigin_from_etc_mailname_is_resolved() {
     assert!(!out.stderr.contains("myorigin"), "{}", out.stderr);
 }
 
+#[test]
+fn b11_myorigin_already_signed_by_an_earlier_run_is_not_warned_about() {
+    // mail.example.test (the fixture's /etc/mailname) is signed since the
+    // first run; adding another domain must not claim it is unsigned.
+    let tree = Tree::debian12();
+    tree.wizard(&["-d", "mail.example.test"]).assert_ok();
+    let out = tree.wizard(&["-d", "example.test", "--json"]);
+    out.assert_ok();
+    assert!(!out.stderr.contains("myorigin"), "{}", out.stderr);
+    let notes = out.json()["notes"].to_string();
+    assert!(!notes.contains("myorigin"), "{notes}");
+}
+
 // B12 — TXT record too long (bind form and 4096 bits are in dns.rs and refused.rs)
 
 #[test]
