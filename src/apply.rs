@@ -5,10 +5,10 @@
 //! `/var/backups/dkim-setup/STAMP/` for the administrator, so that any
 //! failure (a write, a check of the new configuration, a service that does
 //! not come up, or the process being killed) can restore every file, remove
-//! what was created, and bring the old configuration back up. Files are written to a temporary name beside the
-//! target and renamed into place; keys are created 0600 and owned by the
-//! opendkim user before a single byte of them is written, and a key file is
-//! never overwritten.
+//! what was created, and bring the old configuration back up. Files are
+//! written to a temporary name beside the target and renamed into place;
+//! keys are created 0600 and owned by the opendkim user before a single byte
+//! of them is written, and a key file is never overwritten.
 
 use crate::journal::{self, Journal, Outcome, Record, sha256};
 use crate::keys;

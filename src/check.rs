@@ -366,9 +366,15 @@ fn check_internal_hosts(
     report: &mut Report,
 ) -> Result<()> {
     let Some(value) = opendkim_conf::get(conf, "InternalHosts") else {
-        report.warn("conf.internal-hosts", path, "InternalHosts is not set: only 127.0.0.1 counts \
-            as internal, so mail over SMTP from ::1 is not signed".into(),
-            "set 'InternalHosts refile:/etc/opendkim/TrustedHosts' listing 127.0.0.1, ::1 and localhost");
+        report.warn(
+            "conf.internal-hosts",
+            path,
+            "InternalHosts is not set: only 127.0.0.1 counts \
+            as internal, so mail over SMTP from ::1 is not signed"
+                .into(),
+            "set 'InternalHosts refile:/etc/opendkim/TrustedHosts' listing 127.0.0.1, ::1 and \
+             localhost",
+        );
         return Ok(());
     };
     let file = value
@@ -566,8 +572,13 @@ fn check_keys_with(
                 }
             },
             Ok(None) => {
-                report.fail(&id, path, format!("{path} does not exist"),
-                    "restore the key, or run 'dkim-setup wizard' to make one (and publish its record)");
+                report.fail(
+                    &id,
+                    path,
+                    format!("{path} does not exist"),
+                    "restore the key, or run 'dkim-setup wizard' to make one (and publish its \
+                     record)",
+                );
                 None
             }
             Err(e) => {
@@ -761,23 +772,21 @@ fn check_services(root: &crate::system::Root, socket: &Socket, report: &mut Repo
         Socket::Local { path } => path.clone(),
     };
     let running = !services::opendkim_pids().is_empty();
+    const START: &str =
+        "start it (service opendkim start / systemctl start opendkim) and read the mail log";
     let up = match services::probe(root, socket, Duration::from_secs(2)) {
         Err(_) if !running => {
-            report.fail("service.opendkim", "opendkim", "opendkim is not running".into(),
-                "start it (service opendkim start / systemctl start opendkim) and read the mail log");
+            let message = "opendkim is not running".to_string();
+            report.fail("service.opendkim", "opendkim", message, START);
             false
         }
         Ok(()) => {
-            report.pass(
-                "service.opendkim",
-                "opendkim",
-                format!("running and answering on {where_}"),
-            );
+            let message = format!("running and answering on {where_}");
+            report.pass("service.opendkim", "opendkim", message);
             true
         }
         Err(e) => {
-            report.fail("service.opendkim", "opendkim", format!("{e:#}"),
-                "start it (service opendkim start / systemctl start opendkim) and read the mail log");
+            report.fail("service.opendkim", "opendkim", format!("{e:#}"), START);
             false
         }
     };

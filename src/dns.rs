@@ -145,7 +145,14 @@ pub fn render(records: &[DnsRecord], format: Format) -> String {
         Format::Json => {
             let list: Vec<_> = records
                 .iter()
-                .map(|r| json!({"name": r.name, "type": r.kind, "value": r.value, "strings": keys::split_strings(&r.value)}))
+                .map(|r| {
+                    json!({
+                        "name": r.name,
+                        "type": r.kind,
+                        "value": r.value,
+                        "strings": keys::split_strings(&r.value),
+                    })
+                })
                 .collect();
             format!(
                 "{}\n",

@@ -818,7 +818,8 @@ pub fn recover_interrupted(
         let done = undo(root, &dir, &past.changes, false, run_undo);
         if !done.failed.is_empty() {
             bail!(
-                "the interrupted run {} could not be undone: {}; its old files are in '{dir}/before'",
+                "the interrupted run {} could not be undone: {}; its old files are in \
+                 '{dir}/before'",
                 past.id,
                 done.failed.join("; ")
             );

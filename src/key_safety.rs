@@ -68,7 +68,8 @@ pub fn key_problem(
         ))
     } else if st.mode & 0o060 != 0 && shared_group(&st) {
         Some(format!(
-            "'{path}' (mode {:04o}) is readable by its group, which has members other than opendkim",
+            "'{path}' (mode {:04o}) is readable by its group, which has members other than \
+             opendkim",
             st.mode
         ))
     } else if !readable_by(&st, ids, 0o400, 0o040) {

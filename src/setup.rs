@@ -1069,7 +1069,8 @@ impl Planner<'_> {
             {
                 if entry.contains("inet:localhost:") {
                     self.notes.push(format!(
-                        "{path}: the milter '{entry}' uses the name localhost, which may resolve to \
+                        "{path}: the milter '{entry}' uses the name localhost, which may \
+                         resolve to \
                          ::1 while the milter listens on 127.0.0.1; prefer a literal address"
                     ));
                 }
@@ -1100,7 +1101,8 @@ impl Planner<'_> {
                      (master.cf), where '{sock}' does not exist"
                 ),
                 format!(
-                    "use local:{queue_dir}/opendkim/opendkim.sock, or the default inet:8891@127.0.0.1"
+                    "use local:{queue_dir}/opendkim/opendkim.sock, or the default \
+                     inet:8891@127.0.0.1"
                 ),
             ));
         }
@@ -1202,8 +1204,8 @@ impl Planner<'_> {
         if !signing.contains(&origin) {
             self.notes.push(format!(
                 "mail from local programs (cron, sendmail) is sent as user@{origin} (myorigin), \
-                 which is not a signing domain, so it will not be signed; sign for {origin} too, or \
-                 set myorigin to one of: {}",
+                 which is not a signing domain, so it will not be signed; sign for {origin} \
+                 too, or set myorigin to one of: {}",
                 signing.join(", ")
             ));
         }
@@ -1677,7 +1679,8 @@ mod tests {
     #[test]
     fn a_direct_entry_beside_a_reference_to_ours_is_dropped() {
         let text = wired(
-            "dkim_milter = inet:127.0.0.1:8891\nsmtpd_milters = $dkim_milter, inet:127.0.0.1:8891\n",
+            "dkim_milter = inet:127.0.0.1:8891\nsmtpd_milters = $dkim_milter, \
+             inet:127.0.0.1:8891\n",
         );
         assert_eq!(
             main_cf::effective_milters(&text, "smtpd_milters"),

@@ -192,7 +192,8 @@ pub fn trusted_host(value: &str) -> Result<String> {
                      would sign mail relayed from anywhere in it"
                 ),
                 format!(
-                    "name the networks that may send mail through this server (at least a /{shortest}), \
+                    "name the networks that may send mail through this server (at least a \
+                     /{shortest}), \
                      e.g. 192.0.2.0/24"
                 ),
             ));
