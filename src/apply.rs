@@ -121,6 +121,7 @@ impl<'a> Applier<'a> {
     /// everything is restored and the error says what was restored.
     pub fn apply(&mut self, plan: &mut Plan, socket: &Socket) -> Result<()> {
         let init = services::init_system(&self.ctx.root);
+        let profile = plan.distro.profile();
         let opendkim_was_running =
             self.ctx.services_live() && !services::opendkim_pids().is_empty();
         let mut records = Vec::new();
@@ -130,10 +131,9 @@ impl<'a> Applier<'a> {
                 failure = Some((i, anyhow!("interrupted (Ctrl-C)")));
                 break;
             }
-            let result = self
-                .journal
-                .between_steps()
-                .and_then(|()| self.apply_step(&plan.steps[i], init, socket, &mut records));
+            let result = self.journal.between_steps().and_then(|()| {
+                self.apply_step(&plan.steps[i], profile, init, socket, &mut records)
+            });
             match result {
                 Ok(()) => self.progress.done(),
                 Err(e) => {
@@ -190,6 +190,7 @@ impl<'a> Applier<'a> {
     fn apply_step(
         &mut self,
         step: &Step,
+        profile: &'static crate::distro::Profile,
         init: Init,
         socket: &Socket,
         records: &mut Vec<DnsRecord>,
@@ -324,7 +325,6 @@ impl<'a> Applier<'a> {
                     return Ok(());
                 }
                 self.progress.step("verifying", what);
-                let profile = plan_profile(&self.ctx.root)?;
                 let problems = crate::check::written_problems(
                     &self.ctx.root,
                     profile,
@@ -373,7 +373,7 @@ impl<'a> Applier<'a> {
                 if proves {
                     // Answering on the socket is not signing: prove it, with
                     // the keys the tables now name.
-                    let problems = crate::check::signing_problems(root, plan_profile(root)?)?;
+                    let problems = crate::check::signing_problems(root, profile)?;
                     if !problems.is_empty() {
                         bail!(
                             "opendkim is up but does not sign as configured: {}",
@@ -719,11 +719,6 @@ fn mark_failed(step: &mut Step) {
         Step::Command { status, .. } | Step::Service { status, .. } => *status = Status::Failed,
         _ => {}
     }
-}
-
-/// The profile of the tree being changed.
-fn plan_profile(root: &crate::system::Root) -> Result<&'static crate::distro::Profile> {
-    Ok(crate::distro::detect(root)?.profile())
 }
 
 /// The target path of the temporary name `path` is written under first.

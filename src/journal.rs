@@ -560,22 +560,20 @@ pub fn changed_since(root: &Root, changes: &[Record]) -> Result<Vec<String>> {
     // their contents would have been undone.
     for record in changes.iter().rev() {
         if let Record::Mkdir { path } = record {
-            let inside_ours = |p: &str| p.starts_with(&format!("{path}/"));
-            let mut foreign = false;
-            if let Ok(entries) = fs::read_dir(root.path(path)) {
-                for entry in entries.flatten() {
-                    let name = format!("{path}/{}", entry.file_name().to_string_lossy());
-                    let ours = changes.iter().any(|r| match r {
-                        Record::Create { path: p, .. } | Record::Mkdir { path: p } => {
-                            p == &name || (inside_ours(p) && p.starts_with(&format!("{name}/")))
-                        }
-                        _ => false,
-                    });
-                    if !ours {
-                        foreign = true;
+            // An entry is the run's own when the run created it or something below it.
+            let ours = |name: &str| {
+                changes.iter().any(|r| match r {
+                    Record::Create { path: p, .. } | Record::Mkdir { path: p } => {
+                        p == name || p.starts_with(&format!("{name}/"))
                     }
-                }
-            }
+                    _ => false,
+                })
+            };
+            let foreign = fs::read_dir(root.path(path)).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|entry| !ours(&format!("{path}/{}", entry.file_name().to_string_lossy())))
+            });
             if foreign {
                 changed.push(format!("{path}/"));
             }
