@@ -704,3 +704,17 @@ fn moving_a_domain_to_the_slot_scheme_warns_that_its_key_changes() {
             .contains("example.test:key:/etc/opendkim/keys/slots/a.private")
     );
 }
+
+#[test]
+fn b03_a_crlf_signing_table_is_repaired_by_a_rotation_step() {
+    let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    let crlf = tree.read("etc/opendkim/SigningTable").replace('\n', "\r\n");
+    tree.write("etc/opendkim/SigningTable", &crlf);
+    tree.run(&["rotate", "-d", "example.test"]).assert_ok();
+    assert!(!tree.read("etc/opendkim/SigningTable").contains('\r'));
+    assert_eq!(
+        signing_line(&tree),
+        "*@example.test key._domainkey.example.test"
+    );
+}
