@@ -1299,6 +1299,20 @@ impl Planner<'_> {
 
         let opendkim = self.profile.opendkim_service;
         let postfix = self.profile.postfix_service;
+        let unit_changed = self.steps.iter().any(|s| {
+            matches!(s, Step::File { path, action: Action::Modify | Action::Create, .. }
+                if path.starts_with("/etc/systemd/"))
+        });
+        if live && init == Init::Systemd && unit_changed {
+            // systemd reads a changed drop-in (the socket's -p) only after
+            // daemon-reload; without it opendkim would start on the old one.
+            self.steps.push(Step::Command {
+                argv: argv(&["systemctl", "daemon-reload"]),
+                purpose: Purpose::Change,
+                status,
+                reason: None,
+            });
+        }
         if !live && !self.answers.no_restart {
             let unit = ["/lib/systemd/system", "/usr/lib/systemd/system"]
                 .iter()

@@ -95,3 +95,93 @@ fn offline_systemd_tree_gets_opendkim_enabled_but_not_started() {
     });
     assert!(enabled, "opendkim not enabled in the tree: {recorded:?}");
 }
+
+/// A live systemd tree whose opendkim unit has the generate script's
+/// drop-in (platform note P5), with opendkim's unit shipped.
+fn systemd_tree_with_override() -> (Tree, &'static str) {
+    let tree = Tree::debian12_with_checks();
+    let rel = "etc/systemd/system/opendkim.service.d/override.conf";
+    tree.write(
+        rel,
+        "[Service]\nExecStart=\nExecStart=/usr/sbin/opendkim -P /run/opendkim/opendkim.pid \
+         -p local:/run/opendkim/opendkim.sock\n",
+    );
+    tree.write(
+        "lib/systemd/system/opendkim.service",
+        "[Unit]\nDescription=OpenDKIM\n",
+    );
+    tree.mkdir("run/systemd/system", 0o755, 0, 0);
+    (tree, rel)
+}
+
+fn run_live(tree: &Tree, fail: Option<&str>) -> Outcome {
+    let root = tree.root_str();
+    tree.run_raw_env(
+        &[
+            "--root",
+            &root,
+            "wizard",
+            "-y",
+            "--no-install",
+            "-d",
+            "example.test",
+        ],
+        fail,
+        &[("DKIM_SETUP_RECORD_LIVE", "1")],
+    )
+}
+
+fn position(recorded: &[Vec<String>], words: &[&str]) -> Option<usize> {
+    recorded
+        .iter()
+        .position(|a| words.iter().all(|w| a.iter().any(|x| x == w)))
+}
+
+#[test]
+fn a_changed_systemd_drop_in_is_reloaded_before_opendkim_starts() {
+    let (tree, rel) = systemd_tree_with_override();
+    run_live(&tree, None).assert_ok();
+    assert!(tree.read(rel).contains("-p inet:8891@127.0.0.1"));
+    let recorded = tree.recorded();
+    let reload = position(&recorded, &["systemctl", "daemon-reload"])
+        .unwrap_or_else(|| panic!("no daemon-reload: {recorded:?}"));
+    let start = recorded
+        .iter()
+        .position(|a| a[0] == "systemctl" && a.contains(&"opendkim".to_string()))
+        .unwrap_or_else(|| panic!("opendkim not started: {recorded:?}"));
+    assert!(
+        reload < start,
+        "daemon-reload after the start: {recorded:?}"
+    );
+
+    // Nothing changes the second time: no daemon-reload either.
+    let before = tree.recorded().len();
+    run_live(&tree, None).assert_ok();
+    let again = &tree.recorded()[before..];
+    assert!(
+        position(again, &["daemon-reload"]).is_none(),
+        "a no-op run reloaded systemd: {again:?}"
+    );
+}
+
+#[test]
+fn a_drop_in_put_back_by_a_failed_run_is_reloaded_too() {
+    let (tree, rel) = systemd_tree_with_override();
+    let before = tree.read(rel);
+    let out = run_live(&tree, Some("postfix check"));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(tree.read(rel), before);
+    let recorded = tree.recorded();
+    let reloads: Vec<usize> = recorded
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.iter().any(|w| w == "daemon-reload"))
+        .map(|(i, _)| i)
+        .collect();
+    let check = position(&recorded, &["postfix", "check"]).unwrap();
+    assert_eq!(reloads.len(), 2, "{recorded:?}");
+    assert!(
+        reloads[1] > check,
+        "no daemon-reload after the restore: {recorded:?}"
+    );
+}
