@@ -43,7 +43,7 @@ pub trait Progress {
     fn skipped(&self, _text: &str, _why: &str) {}
     /// A message that is not a step.
     fn warn(&self, text: &str) {
-        eprintln!("warning: {text}");
+        errln!("warning: {text}");
     }
 }
 
@@ -128,7 +128,7 @@ impl<'a> Applier<'a> {
         let mut failure = None;
         for i in 0..plan.steps.len() {
             if crate::interrupt::requested() {
-                failure = Some((i, anyhow!("interrupted (Ctrl-C)")));
+                failure = Some((i, anyhow!("interrupted ({})", crate::interrupt::what())));
                 break;
             }
             let result = self.journal.between_steps().and_then(|()| {

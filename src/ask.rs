@@ -309,17 +309,17 @@ pub enum Decision {
 
 /// Show the plan and ask whether to apply it; Enter applies.
 pub fn confirm(plan: &Plan) -> Result<Decision> {
-    eprintln!("\nThe plan:\n");
+    errln!("\nThe plan:\n");
     for step in &plan.steps {
-        eprintln!("  {}", step.summary());
+        errln!("  {}", step.summary());
     }
     for note in &plan.notes {
-        eprintln!("note: {note}");
+        errln!("note: {note}");
     }
     for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
-    eprintln!();
+    errln!();
     let theme = theme();
     loop {
         let choice = Select::with_theme(&theme)
@@ -337,7 +337,7 @@ pub fn confirm(plan: &Plan) -> Result<Decision> {
                 for step in &plan.steps {
                     let diff = step.diff();
                     if !diff.is_empty() {
-                        eprintln!("{diff}");
+                        errln!("{diff}");
                     }
                 }
             }

@@ -265,7 +265,10 @@ fn closing_sections() -> Roff {
              without a terminal, an unsupported system, or not root where root is needed; \
              nothing was changed",
         ),
-        ("130", "interrupted (Ctrl-C); files were restored first"),
+        (
+            "130, 143, 129",
+            "interrupted by Ctrl-C, SIGTERM or SIGHUP while applying; files were restored first",
+        ),
     ] {
         r.control("TP", []);
         r.text([bold(code)]);

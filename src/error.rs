@@ -58,14 +58,15 @@ impl fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
-/// Ctrl-C during apply, after everything was restored (exit 130). Carries
+/// Ctrl-C (or SIGTERM, SIGHUP) during apply, after everything was restored
+/// (exit 130, 143, 129). Carries
 /// what was restored.
 #[derive(Debug)]
 pub struct Interrupted(pub String);
 
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "interrupted (Ctrl-C)\n{}", self.0)
+        write!(f, "interrupted ({})\n{}", crate::interrupt::what(), self.0)
     }
 }
 

@@ -817,10 +817,11 @@ pub fn recover_interrupted(
     let mut recovered = Vec::new();
     for past in runs(root)?.into_iter().rev() {
         if let Some(why) = &past.damaged {
-            eprintln!(
+            errln!(
                 "warning: {why}; run {} is left as it is: look at it, then move \
                  '{RUNS_DIR}/{}' aside",
-                past.id, past.id
+                past.id,
+                past.id
             );
             continue;
         }

@@ -5,6 +5,9 @@
 //! ([`apply`]). Every path goes through [`system::Root`], every process through
 //! [`system::runner::Runner`].
 
+#[macro_use]
+pub mod say;
+
 pub mod answers_file;
 pub mod apply;
 pub mod ask;
@@ -60,12 +63,12 @@ pub fn run(cli: Cli) -> Result<u8> {
             } else {
                 args.format
             };
-            print!("{}", dns::render(&found.records, format));
+            out!("{}", dns::render(&found.records, format));
             match found.problems.split_last() {
                 None => Ok(0),
                 Some((last, others)) => {
                     for problem in others {
-                        eprintln!("error: {problem}");
+                        errln!("error: {problem}");
                     }
                     Err(error::Reported(anyhow::anyhow!("{last}")).into())
                 }

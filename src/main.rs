@@ -4,6 +4,7 @@
 use clap::Parser;
 use dkim_setup::cli::Cli;
 use dkim_setup::error::{BadInput, Interrupted, Reported};
+use dkim_setup::{errln, outln};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -18,7 +19,7 @@ fn main() -> ExitCode {
                 let first = text.lines().next().unwrap_or("bad usage");
                 let message = first.strip_prefix("error: ").unwrap_or(first);
                 let doc = serde_json::json!({"changed": false, "error": message});
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             }
             return ExitCode::from(if usage { 2 } else { 0 });
         }
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
             .is_some_and(|r| r.0.is::<Interrupted>());
     let (message, hint, code) = match err.downcast_ref::<BadInput>() {
         Some(bad) => (bad.message.clone(), bad.hint.clone(), 2),
-        None if interrupted => (format!("{err:#}"), None, 130),
+        None if interrupted => (format!("{err:#}"), None, dkim_setup::interrupt::exit_code()),
         None => (format!("{err:#}"), None, 1),
     };
     if json && err.downcast_ref::<Reported>().is_none() {
@@ -57,11 +58,11 @@ fn main() -> ExitCode {
         if let Some(hint) = &hint {
             doc["hint"] = serde_json::json!(hint);
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     if let Some(hint) = hint {
-        eprintln!("hint: {hint}");
+        errln!("hint: {hint}");
     }
     ExitCode::from(code)
 }

@@ -19,7 +19,7 @@ pub struct Lines {
 impl Progress for Lines {
     fn step(&self, verb: &str, text: &str) {
         if !self.quiet {
-            eprintln!("{verb:>11} {text}");
+            errln!("{verb:>11} {text}");
         }
     }
 }

@@ -76,9 +76,9 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
         if global.json {
             let doc = json!({"changed": true, "dry_run": false, "run": ids,
                 "note": "the run was interrupted; undoing it was this revert"});
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        eprintln!(
+        errln!(
             "reverted run {ids}, which was interrupted; nothing else was taken back (run \
              'dkim-setup revert' again for the run before it)"
         );
@@ -216,21 +216,21 @@ pub fn run(global: &Global, args: &RevertArgs) -> Result<u8> {
             "services": settled.done,
             "warnings": settled.warnings,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     for warning in &settled.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     if let Some(place) = &saved {
-        eprintln!("note: the files changed since that run were saved under '{place}' first");
+        errln!("note: the files changed since that run were saved under '{place}' first");
     }
     for path in &undone.kept {
-        eprintln!("warning: '{path}' holds files that are not the run's own; it was left in place");
+        errln!("warning: '{path}' holds files that are not the run's own; it was left in place");
     }
     if !global.quiet {
-        eprintln!("reverted run {}: {}", target.id, undone.summary());
+        errln!("reverted run {}: {}", target.id, undone.summary());
         for line in &settled.done {
-            eprintln!("  {line}");
+            errln!("  {line}");
         }
     }
     Ok(0)
@@ -268,9 +268,9 @@ fn save_changed(ctx: &Ctx, run: &str, changed: &[String]) -> Result<Option<Strin
 fn done_already(global: &Global, id: &str, why: &str) -> Result<u8> {
     if global.json {
         let doc = json!({"changed": false, "dry_run": global.dry_run, "run": id, "note": why});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
-    eprintln!("nothing to revert for run {id}: {why}");
+    errln!("nothing to revert for run {id}: {why}");
     Ok(0)
 }
 
@@ -278,7 +278,7 @@ fn fail(global: &Global, id: &str, err: anyhow::Error) -> Result<u8> {
     if global.json {
         let doc = json!({"changed": false, "dry_run": global.dry_run, "run": id,
             "error": format!("{err:#}")});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Err(crate::error::Reported(err).into());
     }
     Err(err)
@@ -288,22 +288,25 @@ fn list(global: &Global, ctx: &Ctx) -> Result<u8> {
     let runs = journal::runs(&ctx.root)?;
     let infos: Vec<journal::RunInfo> = runs.iter().map(Past::info).collect();
     if global.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "runs": infos })).unwrap_or_default()
         );
         return Ok(0);
     }
     if infos.is_empty() {
-        println!("No run of dkim-setup has changed this system.");
+        outln!("No run of dkim-setup has changed this system.");
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<28} {:<20} {:<20} {:>7}  COMMAND",
-        "RUN", "STARTED (UTC)", "STATE", "CHANGES"
+        "RUN",
+        "STARTED (UTC)",
+        "STATE",
+        "CHANGES"
     );
     for info in infos {
-        println!(
+        outln!(
             "{:<28} {:<20} {:<20} {:>7}  {}",
             info.id,
             utc(info.started),
@@ -335,14 +338,14 @@ fn show_dry_run(global: &Global, past: &Past) -> Result<u8> {
     if global.json {
         let doc = json!({"changed": !lines.is_empty(), "dry_run": true, "run": past.id,
             "steps": lines});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!(
+        outln!(
             "Revert of run {} (dry run, nothing was changed):\n",
             past.id
         );
         for line in lines {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(0)
@@ -362,7 +365,7 @@ pub fn undo_interrupted_first(
         return Ok(None);
     }
     if ctx.dry_run {
-        eprintln!(
+        errln!(
             "warning: an earlier run was interrupted; the next real run undoes it first, so \
              this plan may differ from what that run does"
         );
@@ -381,20 +384,20 @@ pub fn finish_interrupted(ctx: &Ctx, profile: &Profile) -> Result<Vec<String>> {
     let recovered = journal::recover_interrupted(&ctx.root, &mut run_undo)?;
     let mut ids = Vec::new();
     for (past, undone) in recovered {
-        eprintln!(
+        errln!(
             "note: run {} was interrupted before it finished; its changes were undone first: {}",
             past.id,
             undone.summary()
         );
         for path in &undone.kept {
-            eprintln!(
+            errln!(
                 "warning: '{path}' changed after run {} was interrupted; it was left as it is",
                 past.id
             );
         }
         let settled = settle_services(ctx, profile, &past, &undone);
         for warning in settled.warnings {
-            eprintln!("warning: {warning}");
+            errln!("warning: {warning}");
         }
         ids.push(past.id);
     }

@@ -340,7 +340,7 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         .map(|b| validate::bits(b, args.allow_long_key))
         .transpose()?;
     if bits == Some(1024) {
-        eprintln!(
+        errln!(
             "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
         );
     }
@@ -457,6 +457,8 @@ pub fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         quiet: global.quiet || global.json,
     };
     let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    crate::interrupt::install();
+    crate::interrupt::applying();
     let mut applier = crate::apply::Applier::new(&ctx, &lines, &command);
     let socket = current_socket(&ctx.root, profile);
     let result = applier.apply(&mut plan, &socket);
@@ -1164,36 +1166,38 @@ fn report(
         if let Some(id) = run_id {
             doc["run"] = json!(id);
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     if error.is_some() {
         return;
     }
     if global.dry_run {
-        println!("Plan (dry run, nothing was changed):\n");
-        print!("{}", plan.render());
+        outln!("Plan (dry run, nothing was changed):\n");
+        out!("{}", plan.render());
         return;
     }
     for line in &work.said {
-        println!("{line}");
+        outln!("{line}");
     }
     if work.records.is_empty() {
         return;
     }
     match step {
-        "retire" => println!("\nDNS records that may now be deleted:\n"),
-        _ => println!("\nPublish this DNS record (TXT), beside the current one:\n"),
+        "retire" => outln!("\nDNS records that may now be deleted:\n"),
+        _ => outln!("\nPublish this DNS record (TXT), beside the current one:\n"),
     }
     for r in &work.records {
-        println!(
+        outln!(
             "  name:  {}\n  type:  {}\n  value: {}\n",
-            r.name, r.kind, r.value
+            r.name,
+            r.kind,
+            r.value
         );
     }
     if step == "start" {
-        println!("In a zone file:\n");
-        print!(
+        outln!("In a zone file:\n");
+        out!(
             "{}",
             crate::dns::render(&work.records, crate::dns::Format::Bind)
         );
@@ -1234,12 +1238,12 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
         {
             tracing::debug!("{e:#}");
             if global.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"max_age_days": args.max_age, "rotation_due": false, "domains": []})
                 );
             } else {
-                println!("No domain is configured for signing yet: run 'dkim-setup wizard'.");
+                outln!("No domain is configured for signing yet: run 'dkim-setup wizard'.");
             }
             return Ok(0);
         }
@@ -1318,13 +1322,17 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
 
     if global.json {
         let doc = json!({"max_age_days": args.max_age, "rotation_due": due, "domains": rows});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else if rows.is_empty() {
-        println!("No domain is configured for signing.");
+        outln!("No domain is configured for signing.");
     } else {
-        println!(
+        outln!(
             "{:<24} {:<10} {:<9} {:>8}  {:<9} ROTATION",
-            "DOMAIN", "SELECTOR", "KEY", "AGE", "SCHEME"
+            "DOMAIN",
+            "SELECTOR",
+            "KEY",
+            "AGE",
+            "SCHEME"
         );
         for r in &rows {
             let key = match r.bits {
@@ -1358,7 +1366,7 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
             if rotation.is_empty() {
                 rotation.push("-".into());
             }
-            println!(
+            outln!(
                 "{:<24} {:<10} {:<9} {:>8}  {:<9} {}",
                 r.domain,
                 r.selector,
@@ -1380,7 +1388,7 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
         } else {
             "dkim-setup rotate --domain DOMAIN"
         };
-        eprintln!(
+        errln!(
             "rotation due for {} (key older than {} days): start one with '{how}'",
             domains.join(", "),
             args.max_age

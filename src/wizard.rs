@@ -237,7 +237,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
                 "Selector", h.selector, h.host, h.source
             ));
         }
-        eprintln!("{summary}");
+        errln!("{summary}");
         asked = ask::missing_answers(&mut args, &found)?;
     }
     let mut answers = answers(&args)?;
@@ -248,9 +248,11 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         }
         answers.selector = Some(h.selector.clone());
         if !interactive && !global.quiet {
-            eprintln!(
+            errln!(
                 "note: selector '{}', the first label of the host name '{}' ({})",
-                h.selector, h.host, h.source
+                h.selector,
+                h.host,
+                h.source
             );
         }
     }
@@ -261,7 +263,7 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         )
     });
     if answers.bits == 1024 {
-        eprintln!(
+        errln!(
             "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
         );
     }
@@ -289,11 +291,11 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
         };
         let preview = setup::plan(&preview_ctx, &distro, &answers, &missing)?;
         if interactive && !preview.changed() {
-            eprintln!("\nNothing to change: every file is already as planned.");
+            errln!("\nNothing to change: every file is already as planned.");
         } else if interactive {
             notes_shown = true;
             if ask::confirm(&preview)? == ask::Decision::Cancel {
-                eprintln!("Nothing was changed.");
+                errln!("Nothing was changed.");
                 return Ok(0);
             }
         }
@@ -439,7 +441,7 @@ fn execute(
     if let Some((path, text)) = run.save {
         answers_file::write(path, text)?;
         if !global.quiet {
-            eprintln!(
+            errln!(
                 "note: answers saved to '{0}'; replay them with 'dkim-setup wizard --answers {0}'",
                 path.display()
             );
@@ -530,21 +532,21 @@ fn report(
         if let Some(e) = error {
             doc["error"] = serde_json::json!(format!("{e:#}"));
         }
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     // After a failure the notes describe changes that were just undone.
     if !run.notes_shown && error.is_none() {
         for note in &plan.notes {
-            eprintln!("note: {note}");
+            errln!("note: {note}");
         }
     }
     for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     if let (Some(id), None) = (run_id, error)
         && !global.quiet
     {
-        eprintln!("note: this run is journaled as {id}; 'dkim-setup revert' undoes it");
+        errln!("note: this run is journaled as {id}; 'dkim-setup revert' undoes it");
     }
     if global.json {
         return;
@@ -554,8 +556,8 @@ fn report(
         return;
     }
     if global.dry_run {
-        println!("Plan (dry run, nothing was changed):\n");
-        print!("{}", plan.render());
+        outln!("Plan (dry run, nothing was changed):\n");
+        out!("{}", plan.render());
         return;
     }
     let domains = answers.domains.join(", ");
@@ -572,29 +574,31 @@ fn report(
         })
         .collect();
     if !waiting.is_empty() {
-        println!(
+        outln!(
             "DKIM signing for {domains} is configured, but starts only once the services \
              read the new files (--no-restart). Run:\n\n  {}\n",
             waiting.join("\n  ")
         );
     } else if plan.changed() {
-        println!("DKIM signing is set up for {domains}.");
+        outln!("DKIM signing is set up for {domains}.");
     } else {
-        println!("Nothing to change: DKIM signing for {domains} is already set up.");
+        outln!("Nothing to change: DKIM signing for {domains} is already set up.");
     }
-    println!("\nPublish these DNS records:\n");
+    outln!("\nPublish these DNS records:\n");
     for r in &plan.dns_records {
-        println!(
+        outln!(
             "  name:  {}\n  type:  {}\n  value: {}\n",
-            r.name, r.kind, r.value
+            r.name,
+            r.kind,
+            r.value
         );
     }
-    println!("In a zone file:\n");
-    print!(
+    outln!("In a zone file:\n");
+    out!(
         "{}",
         crate::dns::render(&plan.dns_records, crate::dns::Format::Bind)
     );
-    println!(
+    outln!(
         "\nDNS changes can take from minutes up to the record's TTL (often an hour) to be seen."
     );
     let domains: Vec<String> = answers
@@ -602,7 +606,7 @@ fn report(
         .iter()
         .map(|d| format!("--domain {d}"))
         .collect();
-    println!(
+    outln!(
         "Once it is published, prove signing and DNS with:\n\n  dkim-setup check {}",
         domains.join(" ")
     );

@@ -39,5 +39,7 @@ mod rotate;
 mod safety;
 #[path = "cli/services.rs"]
 mod services;
+#[path = "cli/signals.rs"]
+mod signals;
 #[path = "cli/trial.rs"]
 mod trial;
