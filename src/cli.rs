@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[command(
     name = "dkim-setup",
     version,
+    max_term_width = 80,
     about = "Set up DKIM signing for Postfix with OpenDKIM",
     after_help = "\
 Examples:

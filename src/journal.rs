@@ -20,8 +20,10 @@
 //!    again. A file that is neither as the run left it nor as it was before
 //!    has been changed since; `revert` refuses to touch it without `--force`.
 //!
-//! Hashes are SHA-256 of the bytes; a private key itself never enters the
-//! journal, only the fact that it was created and its hash.
+//! Hashes are SHA-256 of the bytes; a key a run creates never enters the
+//! journal, only the fact that it was created and its hash. A key a run
+//! deletes (a retired one) is kept under `before/`, root-only, so that
+//! `revert` can bring it back (docs/limitations.md).
 
 use crate::system::Root;
 use anyhow::{Context, Result, bail};

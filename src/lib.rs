@@ -86,6 +86,9 @@ pub fn root_of(global: &cli::Global) -> Result<system::Root> {
             "give --root the directory that holds the system tree (its etc/, usr/, var/)",
         ));
     }
+    // `--root /tmp/..` or a link to / is the live system, and must be
+    // treated as one (root needed, services started, no chroot).
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
     Ok(system::Root::new(base))
 }
 
@@ -101,4 +104,37 @@ pub fn changing_root(global: &cli::Global) -> Result<(system::Root, distro::Dist
         ));
     }
     Ok((root, distro))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn global(root: &str) -> cli::Global {
+        cli::Global {
+            root: Some(root.into()),
+            dry_run: false,
+            json: false,
+            verbose: 0,
+            quiet: false,
+        }
+    }
+
+    #[test]
+    fn a_root_that_leads_back_to_slash_is_the_live_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("slash");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        assert!(
+            root_of(&global(&link.display().to_string()))
+                .unwrap()
+                .is_live()
+        );
+        assert!(root_of(&global("/tmp/..")).unwrap().is_live());
+        assert!(
+            !root_of(&global(&dir.path().display().to_string()))
+                .unwrap()
+                .is_live()
+        );
+    }
 }

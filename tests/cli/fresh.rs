@@ -183,12 +183,12 @@ fn fresh_run_prints_the_record_and_how_to_check_it() {
         .to_string();
     assert!(out.stdout.contains("key._domainkey.example.test"));
     assert!(out.stdout.contains(&value), "{}", out.stdout);
-    assert!(
-        out.stdout
-            .contains("dkim-setup check --domain example.test"),
-        "{}",
-        out.stdout
+    // The exact command, with the same --root: it checks this tree.
+    let check = format!(
+        "dkim-setup --root {} check --domain example.test",
+        tree.root_str()
     );
+    assert!(out.stdout.contains(&check), "{}", out.stdout);
 }
 
 #[test]

@@ -20,15 +20,16 @@ fn subcommands(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>
     }
 }
 
-fn help(args: &[&str]) -> String {
-    let out = Command::cargo_bin("dkim-setup")
-        .unwrap()
-        .args(args)
-        .env("COLUMNS", "80")
-        .env_remove("LINES")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+/// The help text with the terminal width `columns` (unset: none known, as
+/// in a pipe); it must fit 80 columns whatever the width.
+fn help_at(args: &[&str], columns: Option<&str>) -> String {
+    let mut cmd = Command::cargo_bin("dkim-setup").unwrap();
+    cmd.args(args).env_remove("LINES").env("NO_COLOR", "1");
+    match columns {
+        Some(c) => cmd.env("COLUMNS", c),
+        None => cmd.env_remove("COLUMNS"),
+    };
+    let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(0), "dkim-setup {args:?}");
     String::from_utf8(out.stdout).unwrap()
 }
@@ -52,7 +53,14 @@ fn every_help_shows_examples_and_fits_80_columns() {
     let mut problems = Vec::new();
     for args in &runs {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let text = help(&args);
+        let text = help_at(&args, None);
+        for columns in ["80", "200"] {
+            assert_eq!(
+                help_at(&args, Some(columns)),
+                text,
+                "COLUMNS={columns} {args:?}"
+            );
+        }
         let shown = format!("dkim-setup {}", args.join(" "));
         if !text.lines().any(|l| l == "Examples:") {
             problems.push(format!("{shown}: no \"Examples:\" section"));
