@@ -27,6 +27,9 @@ pub struct Distro {
     pub version: String,
     #[serde(skip)]
     pub pretty: String,
+    /// `ID_LIKE`, lower-cased: which family a derivative follows.
+    #[serde(skip)]
+    pub like: String,
 }
 
 const DEBIAN_IDS: &[&str] = &["debian", "ubuntu", "linuxmint", "raspbian"];
@@ -114,6 +117,7 @@ pub fn detect_text(text: &str) -> Result<Distro> {
         id,
         version: get("VERSION_ID").unwrap_or_default(),
         pretty: get("PRETTY_NAME").unwrap_or_default(),
+        like,
     })
 }
 
@@ -266,6 +270,19 @@ impl Distro {
             .next()
             .and_then(|m| m.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Fedora or a derivative of Fedora alone (`ID_LIKE=fedora`, as Nobara
+    /// says): opendkim comes from the distribution itself, with no EPEL and
+    /// no CodeReady Builder. RHEL and Oracle Linux say `ID_LIKE=fedora`
+    /// too, and the rebuilds name fedora beside rhel or centos: all EL.
+    pub fn is_fedora_like(&self) -> bool {
+        const EL: &[&str] = &["rhel", "centos", "almalinux", "rocky", "ol"];
+        let like: Vec<&str> = self.like.split_whitespace().collect();
+        self.id == "fedora"
+            || (!EL.contains(&self.id.as_str())
+                && like.contains(&"fedora")
+                && !like.iter().any(|w| EL.contains(w)))
     }
 
     pub fn profile(&self) -> &'static Profile {

@@ -10,7 +10,6 @@
 //! reinstalled; nothing here runs a changing command, it only plans them.
 
 use crate::distro::{Distro, Family, PackageDb, Profile};
-use crate::error::bad_hint;
 use crate::plan::{Purpose, Status, Step};
 use crate::setup::Ctx;
 use crate::system::runner::argv;
@@ -101,11 +100,15 @@ pub fn install_steps(ctx: &Ctx, distro: &Distro, missing: &[&str]) -> Result<Vec
         reason: None,
     };
     let mut steps = Vec::new();
-    if distro.family == Family::Rhel && distro.id != "fedora" {
+    if distro.family == Family::Rhel && !distro.is_fedora_like() {
         let repos = enabled_repos(ctx)?;
         let installer = rpm_installer(ctx);
+        // RHEL's id carries the release and architecture:
+        // codeready-builder-for-rhel-9-x86_64-rpms.
         if let Some(crb) = builder_repo(distro)
-            && !repos.iter().any(|r| r == crb)
+            && !repos
+                .iter()
+                .any(|r| r == crb || (crb == "codeready-builder" && r.starts_with(crb)))
         {
             if distro.id == "rhel" {
                 let arch = nix::sys::utsname::uname()
@@ -166,10 +169,11 @@ fn builder_repo(distro: &Distro) -> Option<&'static str> {
 fn epel_release(distro: &Distro) -> Result<String> {
     match distro.id.as_str() {
         "ol" => Ok(format!("oracle-epel-release-el{}", distro.major())),
-        "rhel" => Err(bad_hint(
-            "opendkim comes from EPEL, which is not enabled on this Red Hat Enterprise Linux host",
-            "install the epel-release package from the Fedora project's EPEL site, then run \
-             dkim-setup again",
+        // RHEL has no epel-release in its own repositories: the package
+        // comes from the EPEL project, as its install guide says.
+        "rhel" => Ok(format!(
+            "https://dl.fedoraproject.org/pub/epel/epel-release-latest-{}.noarch.rpm",
+            distro.major()
         )),
         _ => Ok("epel-release".to_string()),
     }
@@ -257,6 +261,22 @@ mod tests {
             epel_release(&distro("ol", "9.4")).unwrap(),
             "oracle-epel-release-el9"
         );
-        assert!(epel_release(&distro("rhel", "9.4")).is_err());
+        assert_eq!(
+            epel_release(&distro("rhel", "9.4")).unwrap(),
+            "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm"
+        );
+    }
+
+    #[test]
+    fn fedora_and_its_derivatives_need_no_epel_but_el_rebuilds_do() {
+        let text = |id: &str, like: &str| format!("ID={id}\nID_LIKE=\"{like}\"\nVERSION_ID=40\n");
+        let like = |id: &str, like: &str| crate::distro::detect_text(&text(id, like)).unwrap();
+        assert!(like("fedora", "").is_fedora_like());
+        assert!(like("nobara", "fedora").is_fedora_like());
+        assert!(!like("almalinux", "rhel centos fedora").is_fedora_like());
+        assert!(!like("rocky", "rhel centos fedora").is_fedora_like());
+        assert!(!like("ol", "fedora").is_fedora_like());
+        assert!(!like("rhel", "fedora").is_fedora_like());
+        assert!(!like("centos", "rhel fedora").is_fedora_like());
     }
 }

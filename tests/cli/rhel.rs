@@ -205,6 +205,73 @@ fn fedora40_installs_opendkim_without_epel_or_crb() {
     assert_package_sequence(&tree, &[install_opendkim(&tree)]);
 }
 
+/// The AlmaLinux 9 tree made to say it is RHEL 9 (the os-release fixture),
+/// with the repositories a subscribed RHEL host has.
+fn rhel9_tree() -> Tree {
+    let tree = Tree::almalinux9();
+    tree.write(
+        "etc/os-release",
+        &fs::read_to_string(os_release_dir().join("rhel-9")).unwrap(),
+    );
+    for entry in fs::read_dir(tree.path("etc/yum.repos.d")).unwrap() {
+        fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    tree.write(
+        "etc/yum.repos.d/redhat.repo",
+        "[rhel-9-for-x86_64-baseos-rpms]\nname=BaseOS\nenabled=1\n\n\
+         [codeready-builder-for-rhel-9-x86_64-rpms]\nname=CRB\nenabled=0\n",
+    );
+    tree
+}
+
+#[test]
+fn rhel9_enables_codeready_builder_and_installs_epel_from_the_epel_project() {
+    let tree = rhel9_tree();
+    wizard_no_restart(&tree, Some(NOT_INSTALLED)).assert_ok();
+    let packages: Vec<Vec<String>> = changing(&tree)
+        .into_iter()
+        .filter(|a| is_package_command(a) || a.contains(&"subscription-manager".to_string()))
+        .collect();
+    let epel = "https://dl.fedoraproject.org/pub/epel/epel-release-latest-9.noarch.rpm";
+    assert_eq!(packages.len(), 3, "{packages:#?}");
+    assert!(
+        packages[0].contains(&"subscription-manager".to_string()),
+        "{packages:#?}"
+    );
+    assert!(
+        packages[0]
+            .iter()
+            .any(|w| w.starts_with("codeready-builder-for-rhel-9-"))
+    );
+    assert_eq!(packages[1], chroot(&tree, &["dnf", "install", "-y", epel]));
+    assert_eq!(packages[2], install_opendkim(&tree));
+}
+
+#[test]
+fn rhel9_with_codeready_builder_on_enables_no_repository_for_it() {
+    let tree = rhel9_tree();
+    tree.edit("etc/yum.repos.d/redhat.repo", "enabled=0", "enabled=1");
+    wizard_no_restart(&tree, Some(NOT_INSTALLED)).assert_ok();
+    let cmds = changing(&tree);
+    assert!(
+        !cmds
+            .iter()
+            .any(|a| a.contains(&"subscription-manager".to_string())),
+        "{cmds:#?}"
+    );
+}
+
+#[test]
+fn a_fedora_derivative_installs_opendkim_without_epel_or_crb() {
+    let tree = Tree::fedora40();
+    tree.write(
+        "etc/os-release",
+        "NAME=\"Nobara Linux\"\nID=nobara\nID_LIKE=\"fedora\"\nVERSION_ID=40\n",
+    );
+    wizard_no_restart(&tree, Some(NOT_INSTALLED)).assert_ok();
+    assert_package_sequence(&tree, &[install_opendkim(&tree)]);
+}
+
 #[test]
 fn a_tree_with_yum_and_without_dnf_installs_with_yum() {
     let tree = Tree::fedora40();
