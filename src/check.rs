@@ -126,14 +126,23 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
             }
         }
         let records = check_keys(&root, profile, &keys, &mut report)?;
-        if let Some(socket) = &setup.socket {
-            check_socket(&root, profile, socket, &mut report)?;
-            if live {
-                let up = check_services(&root, socket, &mut report);
-                check_signing(socket, &records, up, &mut report);
-            } else {
-                report.skip("service.opendkim", "opendkim", "offline tree (--root)");
-                report.skip("signing", "opendkim", "offline tree (--root)");
+        match &setup.socket {
+            Some(socket) => {
+                check_socket(&root, profile, socket, &mut report)?;
+                if live {
+                    let up = check_services(&root, socket, &mut report);
+                    check_signing(socket, &records, up, &mut report);
+                } else {
+                    skip_live_checks(&mut report, OFFLINE);
+                }
+            }
+            None => {
+                let main_path = format!("{}/main.cf", profile.postfix_dir);
+                report.skip("socket.agree", profile.opendkim_conf, NO_SOCKET);
+                for list in ["smtpd_milters", "non_smtpd_milters"] {
+                    report.skip(&format!("socket.{list}"), &main_path, NO_SOCKET);
+                }
+                skip_live_checks(&mut report, NO_SOCKET);
             }
         }
         for (entry, record) in &records {
@@ -143,6 +152,19 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
 
     print(global, &report);
     Ok(if report.failed() { 1 } else { 0 })
+}
+
+/// Why the service and signing checks do not run on a tree.
+const OFFLINE: &str = "offline tree (--root)";
+
+/// Why the checks that need opendkim's socket do not run.
+const NO_SOCKET: &str = "no usable Socket in opendkim.conf";
+
+/// The service checks and the signing proof, skipped for `why`.
+fn skip_live_checks(report: &mut Report, why: &str) {
+    report.skip("service.opendkim", "opendkim", why);
+    report.skip("service.postfix", "postfix", why);
+    report.skip("signing", "opendkim", why);
 }
 
 /// What the self-check of a setup run looks at.
@@ -318,8 +340,10 @@ fn check_conf(
             &format!("set 'KeyTable {}'", kt.trim_start_matches("refile:")),
         );
     }
-    let signing_text = root.read_opt(&st_path)?.unwrap_or_default();
+    let signing_text = root.read_opt(&st_path)?;
     let wildcards = signing_text
+        .as_deref()
+        .unwrap_or_default()
         .lines()
         .any(|l| !l.trim_start().starts_with('#') && l.contains('*'));
     if wildcards && !st.starts_with("refile:") {
@@ -355,7 +379,7 @@ fn check_conf(
         );
     }
 
-    let keys = check_tables(root, &kt_path, &st_path, &signing_text, report)?;
+    let keys = check_tables(root, &kt_path, &st_path, signing_text.as_deref(), report)?;
     Ok(Some(Setup { socket, keys }))
 }
 
@@ -440,16 +464,35 @@ fn check_tables(
     root: &crate::system::Root,
     kt_path: &str,
     st_path: &str,
-    signing_text: &str,
+    signing_text: Option<&str>,
     report: &mut Report,
 ) -> Result<Vec<tables::KeyEntry>> {
-    let Some(kt_text) = root.read_opt(kt_path)? else {
+    let kt_text = root.read_opt(kt_path)?;
+    // The KeyTable's domains, for the wizard command that writes both tables.
+    let known = kt_text
+        .as_deref()
+        .and_then(|t| tables::parse_key_table(&t.replace('\r', "")).ok())
+        .unwrap_or_default();
+    if signing_text.is_none() {
+        report.fail(
+            "tables.signingtable",
+            st_path,
+            format!("the SigningTable '{st_path}' does not exist: opendkim signs nothing"),
+            &wizard_fix(&known),
+        );
+    }
+    let Some(kt_text) = kt_text else {
         report.fail(
             "tables.keytable",
             kt_path,
-            format!("the KeyTable {kt_path} does not exist"),
-            "run 'dkim-setup wizard'",
+            format!("the KeyTable '{kt_path}' does not exist: opendkim has no key to sign with"),
+            &wizard_fix(&known),
         );
+        report.skip("tables.consistent", st_path, "a table is missing");
+        return Ok(Vec::new());
+    };
+    let Some(signing_text) = signing_text else {
+        report.skip("tables.consistent", st_path, "a table is missing");
         return Ok(Vec::new());
     };
     for (file, text) in [(kt_path, kt_text.as_str()), (st_path, signing_text)] {
@@ -487,6 +530,7 @@ fn check_tables(
                 format!("{kt_path} {e}"),
                 "fix that line",
             );
+            report.skip("tables.consistent", st_path, "the KeyTable cannot be read");
             return Ok(Vec::new());
         }
     };
@@ -499,9 +543,24 @@ fn check_tables(
                 format!("{st_path} {e}"),
                 "fix that line",
             );
+            report.skip(
+                "tables.consistent",
+                st_path,
+                "the SigningTable cannot be read",
+            );
             return Ok(keys);
         }
     };
+    if signing.is_empty() {
+        report.fail(
+            "tables.signingtable",
+            st_path,
+            format!("the SigningTable '{st_path}' has no active entries: opendkim signs nothing"),
+            &wizard_fix(&keys),
+        );
+        report.skip("tables.consistent", st_path, "the SigningTable is empty");
+        return Ok(Vec::new());
+    }
     let orphans = tables::orphan_signing_entries(&signing, &keys);
     if orphans.is_empty() {
         report.pass(
@@ -528,6 +587,22 @@ fn check_tables(
         .filter(|k| signing.iter().any(|s| s.key_name == k.name))
         .collect();
     Ok(signed.into_iter().cloned().collect())
+}
+
+/// The wizard command that writes both tables for the domains `keys` name,
+/// or for a placeholder domain when they name none.
+fn wizard_fix(keys: &[tables::KeyEntry]) -> String {
+    let mut domains: Vec<&str> = Vec::new();
+    for k in keys {
+        if !domains.contains(&k.domain.as_str()) {
+            domains.push(&k.domain);
+        }
+    }
+    if domains.is_empty() {
+        return "run 'dkim-setup wizard --domain DOMAIN' for each domain to sign".to_string();
+    }
+    let flags: Vec<String> = domains.iter().map(|d| format!("--domain {d}")).collect();
+    format!("run 'dkim-setup wizard {}'", flags.join(" "))
 }
 
 /// Each key: present, RSA, safe. Returns the DNS record each key implies.
@@ -642,38 +717,59 @@ fn check_socket(
     report: &mut Report,
 ) -> Result<()> {
     let ours = socket.opendkim();
+    // (file, its socket, whether it overrides opendkim.conf)
+    let mut others: Vec<(String, String, bool)> = Vec::new();
     for over in profile.socket_overrides {
         let path = over.path();
-        let Some(text) = root.read_opt(path)? else {
-            continue;
-        };
         let other = match over {
-            SocketOverride::ShellVar(_) => shell_socket(&text),
-            SocketOverride::ExecStart(_) => exec_socket(&text),
-            SocketOverride::Options(_) => default_file::options_flags(&text)
-                .into_iter()
-                .find(|(f, _)| f == "-p")
-                .map(|(_, v)| v),
+            // Every systemd drop-in counts, not only this one: read below.
+            SocketOverride::ExecStart(_) => continue,
+            _ => match root.read_opt(path)? {
+                None => continue,
+                Some(text) => match over {
+                    SocketOverride::ShellVar(_) => shell_socket(&text),
+                    _ => default_file::options_flags(&text)
+                        .into_iter()
+                        .find(|(f, _)| f == "-p")
+                        .map(|(_, v)| v),
+                },
+            },
         };
-        if let Some(other) =
-            other.filter(|o| validate::socket(o).map(|s| s != *socket).unwrap_or(true))
-        {
+        if let Some(other) = other {
             let overrides = !matches!(over, SocketOverride::ShellVar(_));
-            let message = format!(
-                "{path} says socket '{other}', opendkim.conf says '{ours}'{}",
-                if overrides {
-                    ", and it overrides the conf"
-                } else {
-                    ""
-                }
-            );
-            let fix = format!("make it '{ours}' (dkim-setup wizard does)");
-            if overrides {
-                report.fail("socket.agree", path, message, &fix)
-            } else {
-                report.warn("socket.agree", path, message, &fix)
-            }
+            others.push((path.to_string(), other, overrides));
         }
+    }
+    if let Some((path, other)) = drop_in_socket(root, profile.opendkim_service)? {
+        others.push((path, other, true));
+    }
+    let mut agree = true;
+    for (path, other, overrides) in others {
+        if validate::socket(&other).is_ok_and(|s| s == *socket) {
+            continue;
+        }
+        agree = false;
+        let message = format!(
+            "{path} says socket '{other}', opendkim.conf says '{ours}'{}",
+            if overrides {
+                ", and it overrides the conf"
+            } else {
+                ""
+            }
+        );
+        let fix = format!("make it '{ours}' (dkim-setup wizard does)");
+        if overrides {
+            report.fail("socket.agree", &path, message, &fix)
+        } else {
+            report.warn("socket.agree", &path, message, &fix)
+        }
+    }
+    if agree {
+        report.pass(
+            "socket.agree",
+            profile.opendkim_conf,
+            format!("no other file sets a socket other than '{ours}'"),
+        );
     }
 
     let main_path = format!("{}/main.cf", profile.postfix_dir);
@@ -684,6 +780,9 @@ fn check_socket(
             format!("{main_path} does not exist"),
             "install Postfix",
         );
+        for list in ["smtpd_milters", "non_smtpd_milters"] {
+            report.skip(&format!("socket.{list}"), &main_path, "no main.cf");
+        }
         return Ok(());
     };
     let queue =
@@ -737,6 +836,12 @@ fn check_socket(
                 local:{queue}/opendkim/opendkim.sock"
                 ),
             );
+        } else {
+            report.pass(
+                "socket.chroot",
+                path,
+                format!("Postfix's smtpd can reach {path}"),
+            );
         }
     }
     Ok(())
@@ -752,17 +857,46 @@ fn shell_socket(text: &str) -> Option<String> {
         .filter(|v| !v.contains('$'))
 }
 
-fn exec_socket(text: &str) -> Option<String> {
-    text.lines()
-        .filter(|l| l.trim_start().starts_with("ExecStart="))
-        .find_map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            words
-                .iter()
-                .position(|w| *w == "-p")
-                .and_then(|i| words.get(i + 1))
-                .map(|s| s.to_string())
-        })
+/// The socket that the unit's systemd drop-ins pass with `-p`, and the file
+/// that passes it. Drop-ins in /etc and /run apply in the lexical order of
+/// their names (one in /etc hides one of the same name in /run); the last
+/// `ExecStart=` wins, and an empty one clears those before it.
+fn drop_in_socket(root: &crate::system::Root, service: &str) -> Result<Option<(String, String)>> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    for base in ["/etc/systemd/system", "/run/systemd/system"] {
+        let dir = format!("{base}/{service}.service.d");
+        for name in root.list_dir(&dir)? {
+            if name.ends_with(".conf") && !files.iter().any(|(n, _)| *n == name) {
+                files.push((name.clone(), format!("{dir}/{name}")));
+            }
+        }
+    }
+    files.sort();
+    let mut winner: Option<(String, String)> = None;
+    for (_, path) in files {
+        let Some(text) = root.read_opt(&path)? else {
+            continue;
+        };
+        let mut in_service = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_service = line == "[Service]";
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            if in_service && key.trim() == "ExecStart" {
+                let value = value.trim();
+                winner = (!value.is_empty()).then(|| (path.clone(), value.to_string()));
+            }
+        }
+    }
+    Ok(winner.and_then(|(path, command)| {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "-p")?;
+        words.get(at + 1).map(|s| (path, s.to_string()))
+    }))
 }
 
 /// opendkim and Postfix running; true when opendkim answers on its socket.
@@ -816,6 +950,9 @@ fn check_signing(
         }
         Socket::Local { path } => milter::Address::Unix(path.into()),
     };
+    if records.is_empty() {
+        report.skip("signing", "opendkim", "no domain is configured for signing");
+    }
     for (entry, record) in records {
         let id = format!("signing.{}", entry.domain);
         let (true, Some(record)) = (up, record) else {

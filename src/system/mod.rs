@@ -96,6 +96,23 @@ impl Root {
         }
     }
 
+    /// The names of the entries of a target directory, sorted; empty when
+    /// the directory does not exist.
+    pub fn list_dir(&self, target: &str) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(self.path(target)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot list '{target}'")),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list '{target}'"))?;
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
     pub fn exists(&self, target: &str) -> bool {
         self.path(target).exists()
     }

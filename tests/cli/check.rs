@@ -197,6 +197,7 @@ fn check_healthy_tree_passes_with_offline_checks_skipped() {
     let svc = assert_check(&doc, "service.opendkim", "skipped", "offline tree");
     assert_eq!(svc["subject"], "opendkim");
     assert_check(&doc, "signing", "skipped", "offline tree");
+    assert_check(&doc, "socket.agree", "pass", "inet:8891@127.0.0.1");
     let dns = assert_check(&doc, "dns.example.test", "pass", "DNS serves the key");
     assert_eq!(dns["subject"], NAME);
     // No DNSSEC from the test server: said, never a failure.
@@ -298,6 +299,78 @@ fn check_without_socket_fails() {
     );
     assert_has_fix(c);
     assert_problems(&doc, &[("conf.socket", "fail")]);
+    assert_skipped_for_want_of_a_socket(&doc);
+}
+
+/// Every check that needs opendkim's socket is in the report, skipped with
+/// the reason, instead of missing from it.
+#[track_caller]
+fn assert_skipped_for_want_of_a_socket(doc: &Value) {
+    for (id, subject) in [
+        ("socket.agree", "/etc/opendkim.conf"),
+        ("socket.smtpd_milters", "/etc/postfix/main.cf"),
+        ("socket.non_smtpd_milters", "/etc/postfix/main.cf"),
+        ("service.opendkim", "opendkim"),
+        ("service.postfix", "postfix"),
+        ("signing", "opendkim"),
+    ] {
+        let c = assert_check(doc, id, "skipped", "no usable Socket in opendkim.conf");
+        assert_eq!(c["subject"], subject, "{c}");
+        assert_eq!(c["fix"], "", "{c}");
+        let n = checks(doc).iter().filter(|c| c["id"] == id).count();
+        assert_eq!(n, 1, "{id} reported {n} times in:\n{doc:#}");
+    }
+}
+
+#[test]
+fn check_invalid_socket_fails_and_skips_what_needs_a_socket() {
+    let h = healthy();
+    h.tree.edit(
+        CONF,
+        "Socket\t\t\tinet:8891@127.0.0.1",
+        "Socket\t\t\tinet:notaport@127.0.0.1",
+    );
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(
+        &doc,
+        "conf.socket",
+        "fail",
+        "'notaport' is not a port number",
+    );
+    assert_has_fix(c);
+    assert_problems(&doc, &[("conf.socket", "fail")]);
+    assert_skipped_for_want_of_a_socket(&doc);
+    // The text report names them too.
+    let out = h
+        .tree
+        .run(&["check", "--nameserver", &h.right().to_string()]);
+    out.assert_code(1);
+    for id in ["socket.smtpd_milters", "service.postfix", "signing"] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("skip {id} "))
+                    && l.contains("no usable Socket in opendkim.conf")),
+            "no skipped {id}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn check_offline_tree_skips_both_services_and_the_signing_proof() {
+    let h = healthy();
+    let (out, doc) = h.check();
+    out.assert_ok();
+    for (id, subject) in [
+        ("service.opendkim", "opendkim"),
+        ("service.postfix", "postfix"),
+        ("signing", "opendkim"),
+    ] {
+        let c = assert_check(&doc, id, "skipped", "offline tree (--root)");
+        assert_eq!(c["subject"], subject, "{c}");
+    }
 }
 
 #[test]
@@ -520,13 +593,107 @@ fn check_missing_key_table_fails() {
     std::fs::remove_file(h.tree.path("etc/opendkim/KeyTable")).unwrap();
     let (out, doc) = h.check();
     out.assert_code(1);
-    assert_check(
+    let c = assert_check(
         &doc,
         "tables.keytable",
         "fail",
-        "the KeyTable /etc/opendkim/KeyTable does not exist",
+        "the KeyTable '/etc/opendkim/KeyTable' does not exist",
     );
+    assert_eq!(c["subject"], "/etc/opendkim/KeyTable");
+    assert!(
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("run 'dkim-setup wizard --domain "),
+        "{c}"
+    );
+    assert_check(&doc, "tables.consistent", "skipped", "a table is missing");
     assert_problems(&doc, &[("tables.keytable", "fail")]);
+}
+
+#[test]
+fn check_missing_signing_table_fails_naming_it_and_the_wizard() {
+    let h = healthy();
+    std::fs::remove_file(h.tree.path("etc/opendkim/SigningTable")).unwrap();
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    assert_eq!(doc["ok"], false);
+    let c = assert_check(
+        &doc,
+        "tables.signingtable",
+        "fail",
+        "the SigningTable '/etc/opendkim/SigningTable' does not exist",
+    );
+    assert_eq!(c["subject"], "/etc/opendkim/SigningTable");
+    // The KeyTable still names the domain, so the fix does too.
+    assert_eq!(c["fix"], "run 'dkim-setup wizard --domain example.test'");
+    assert_check(&doc, "tables.consistent", "skipped", "a table is missing");
+    assert_problems(&doc, &[("tables.signingtable", "fail")]);
+    // Without a terminal too: the exit code and a FAIL line.
+    let text = h
+        .tree
+        .run(&["check", "--nameserver", &h.right().to_string()]);
+    text.assert_code(1);
+    assert!(
+        text.stdout.contains("FAIL tables.signingtable"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn check_signing_table_without_active_entries_fails() {
+    let h = healthy();
+    h.tree.write(
+        "etc/opendkim/SigningTable",
+        "# *@example.test key._domainkey.example.test\n\n",
+    );
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(
+        &doc,
+        "tables.signingtable",
+        "fail",
+        "the SigningTable '/etc/opendkim/SigningTable' has no active entries",
+    );
+    assert_eq!(c["fix"], "run 'dkim-setup wizard --domain example.test'");
+    assert!(
+        !checks(&doc)
+            .iter()
+            .any(|c| c["id"] == "tables.consistent" && c["status"] == "pass"),
+        "{doc:#}"
+    );
+    assert_problems(&doc, &[("tables.signingtable", "fail")]);
+}
+
+#[test]
+fn check_empty_tables_fail_with_a_placeholder_domain_in_the_fix() {
+    let h = healthy();
+    h.tree.write("etc/opendkim/SigningTable", "");
+    h.tree.write("etc/opendkim/KeyTable", "");
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(&doc, "tables.signingtable", "fail", "no active entries");
+    assert_eq!(
+        c["fix"],
+        "run 'dkim-setup wizard --domain DOMAIN' for each domain to sign"
+    );
+    assert_problems(&doc, &[("tables.signingtable", "fail")]);
+}
+
+#[test]
+fn check_both_tables_missing_fails_naming_each() {
+    let h = healthy();
+    std::fs::remove_file(h.tree.path("etc/opendkim/SigningTable")).unwrap();
+    std::fs::remove_file(h.tree.path("etc/opendkim/KeyTable")).unwrap();
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    assert_check(&doc, "tables.signingtable", "fail", "does not exist");
+    assert_check(&doc, "tables.keytable", "fail", "does not exist");
+    assert_problems(
+        &doc,
+        &[("tables.keytable", "fail"), ("tables.signingtable", "fail")],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -686,6 +853,108 @@ fn b07_check_systemd_drop_in_socket_differing_fails() {
             .contains("local:/run/opendkim/opendkim.sock")
     );
     assert_problems(&doc, &[("socket.agree", "fail")]);
+}
+
+const DROP_INS: &str = "etc/systemd/system/opendkim.service.d";
+const RUN_DROP_INS: &str = "run/systemd/system/opendkim.service.d";
+
+/// A drop-in that starts opendkim with `-p SOCKET`.
+fn drop_in(socket: &str) -> String {
+    format!(
+        "[Service]\nExecStart=\nExecStart=/usr/sbin/opendkim -P /run/opendkim/opendkim.pid \
+         -p {socket}\n"
+    )
+}
+
+#[test]
+fn check_any_etc_drop_in_socket_differing_fails_naming_it() {
+    let h = healthy();
+    h.tree.write(
+        &format!("{DROP_INS}/10-socket.conf"),
+        &drop_in("local:/run/opendkim/opendkim.sock"),
+    );
+    // Not a drop-in: systemd reads only *.conf.
+    h.tree.write(
+        &format!("{DROP_INS}/20-socket.conf.disabled"),
+        &drop_in("inet:9999@127.0.0.1"),
+    );
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(
+        &doc,
+        "socket.agree",
+        "fail",
+        "says socket 'local:/run/opendkim/opendkim.sock', opendkim.conf says \
+         'inet:8891@127.0.0.1', and it overrides the conf",
+    );
+    assert_eq!(
+        c["subject"],
+        "/etc/systemd/system/opendkim.service.d/10-socket.conf"
+    );
+    assert_has_fix(c);
+    assert_problems(&doc, &[("socket.agree", "fail")]);
+}
+
+#[test]
+fn check_run_drop_in_socket_differing_fails_naming_it() {
+    let h = healthy();
+    h.tree.write(
+        &format!("{RUN_DROP_INS}/socket.conf"),
+        &drop_in("inet:8899@127.0.0.1"),
+    );
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(&doc, "socket.agree", "fail", "'inet:8899@127.0.0.1'");
+    assert_eq!(
+        c["subject"],
+        "/run/systemd/system/opendkim.service.d/socket.conf"
+    );
+    assert_problems(&doc, &[("socket.agree", "fail")]);
+}
+
+#[test]
+fn check_last_drop_in_by_name_decides_the_socket() {
+    let h = healthy();
+    // override.conf disagrees, but zz-socket.conf comes later and agrees.
+    h.tree.write(
+        &format!("{DROP_INS}/override.conf"),
+        &drop_in("local:/run/opendkim/opendkim.sock"),
+    );
+    h.tree.write(
+        &format!("{RUN_DROP_INS}/zz-socket.conf"),
+        &drop_in("inet:8891@127.0.0.1"),
+    );
+    let (out, doc) = h.check();
+    out.assert_ok();
+    assert_check(&doc, "socket.agree", "pass", "inet:8891@127.0.0.1");
+    assert_problems(&doc, &[]);
+
+    // A later drop-in that disagrees wins over an earlier one that agrees.
+    h.tree.write(
+        &format!("{DROP_INS}/override.conf"),
+        &drop_in("inet:8891@127.0.0.1"),
+    );
+    h.tree.write(
+        &format!("{RUN_DROP_INS}/zz-socket.conf"),
+        &drop_in("inet:8899@127.0.0.1"),
+    );
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(&doc, "socket.agree", "fail", "'inet:8899@127.0.0.1'");
+    assert_eq!(
+        c["subject"],
+        "/run/systemd/system/opendkim.service.d/zz-socket.conf"
+    );
+    assert_problems(&doc, &[("socket.agree", "fail")]);
+
+    // One in /etc hides one of the same name in /run.
+    h.tree.write(
+        &format!("{DROP_INS}/zz-socket.conf"),
+        "[Service]\nLimitNOFILE=4096\n",
+    );
+    let (out, doc) = h.check();
+    out.assert_ok();
+    assert_problems(&doc, &[]);
 }
 
 #[test]
