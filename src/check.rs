@@ -1113,7 +1113,7 @@ fn check_dns(
 fn print(global: &Global, report: &Report) {
     if global.json {
         let doc = serde_json::json!({"ok": !report.failed(), "checks": report.checks});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return;
     }
     let colour = std::io::stdout().is_terminal();
@@ -1138,13 +1138,13 @@ fn print(global: &Global, report: &Report) {
             .force_styling(true)
             .to_string()
         };
-        println!("{shown} {:<24} {}", c.id, c.message);
+        outln!("{shown} {:<24} {}", c.id, c.message);
         if !c.fix.is_empty() && matches!(c.status, Status::Fail | Status::Warn) {
-            println!("     {:<24} fix: {}", "", c.fix);
+            outln!("     {:<24} fix: {}", "", c.fix);
         }
     }
     let count = |s: Status| report.checks.iter().filter(|c| c.status == s).count();
-    println!(
+    outln!(
         "\n{} checks: {} passed, {} failed, {} warnings",
         report.checks.len(),
         count(Status::Pass),
