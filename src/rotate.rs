@@ -1112,12 +1112,34 @@ fn dns_gate(server: &dns_lookup::Server, name: &str, expected: &str) -> Result<(
                     .map(|f| f.message.clone())
                     .collect();
                 Err(format!(
-                    "DNS does not serve the new key at {name} yet: {}",
-                    what.join("; ")
+                    "DNS does not serve the new key at {name} yet: {}{}",
+                    what.join("; "),
+                    served(&answer)
                 ))
             }
         }
     }
+}
+
+/// What DNS returned, for a refusal: each TXT record, its key cut short
+/// (`; DNS returned "v=DKIM1; k=rsa; p=MIIBIjANBgkq…"`), or nothing.
+fn served(answer: &dns_lookup::Answer) -> String {
+    const SHOWN: usize = 48;
+    let records: Vec<String> = answer
+        .txt
+        .iter()
+        .map(|strings| {
+            let value = strings.concat();
+            match value.char_indices().nth(SHOWN) {
+                Some((cut, _)) => format!("\"{}…\"", &value[..cut]),
+                None => format!("\"{value}\""),
+            }
+        })
+        .collect();
+    if records.is_empty() {
+        return String::new();
+    }
+    format!("; DNS returned {}", records.join(", "))
 }
 
 fn record_of(root: &Root, path: &str) -> Result<String> {
@@ -1289,17 +1311,25 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
         });
         let age_days = created.map(|c| now.saturating_sub(c) / DAY);
         let pending = ds.pending.as_ref().map(|p| {
-            let seen = server.as_ref().map(|s| {
-                tables
-                    .entry(&domain, &p.selector)
-                    .and_then(|e| {
-                        record_of(&root, &e.key_path)
-                            .ok()
-                            .map(|r| (e.name.clone(), r))
-                    })
-                    .is_some_and(|(name, record)| dns_gate(s, &name, &record).is_ok())
+            // Asked only with --nameserver: a status run from cron should
+            // not wait on resolvers. What DNS said is kept for the report.
+            let gate = server.as_ref().map(|s| {
+                match tables.entry(&domain, &p.selector).and_then(|e| {
+                    record_of(&root, &e.key_path)
+                        .ok()
+                        .map(|r| (e.name.clone(), r))
+                }) {
+                    Some((name, record)) => dns_gate(s, &name, &record),
+                    None => Err(format!("no key is configured for '{}'", p.selector)),
+                }
             });
-            json!({"selector": p.selector, "since": p.since, "dns_seen": seen})
+            let seen = gate.as_ref().map(Result::is_ok);
+            let dns = match &gate {
+                None => "not asked: give --nameserver IP to ask".to_string(),
+                Some(Ok(())) => "serves the new key".to_string(),
+                Some(Err(e)) => e.clone(),
+            };
+            json!({"selector": p.selector, "since": p.since, "dns_seen": seen, "dns": dns})
         });
         let retiring = ds.retiring.as_ref().map(|r| {
             json!({"selector": r.selector, "activated": r.activated,
@@ -1342,10 +1372,13 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
             let age = r.age_days.map_or("?".to_string(), |a| format!("{a} d"));
             let mut rotation = Vec::new();
             if let Some(p) = &r.pending {
+                let dns = p["dns"].as_str().unwrap_or("");
                 let seen = match p["dns_seen"].as_bool() {
                     Some(true) => ", DNS serves it",
-                    Some(false) => ", not in DNS yet",
-                    None => "",
+                    Some(false) if dns.contains("no TXT record") => ", not in DNS yet",
+                    Some(false) if dns.contains("could not be asked") => ", DNS did not answer",
+                    Some(false) => ", DNS serves another key",
+                    None => ", DNS not asked (--nameserver)",
                 };
                 rotation.push(format!(
                     "pending: '{}' since {}{seen}",

@@ -718,3 +718,65 @@ fn b03_a_crlf_signing_table_is_repaired_by_a_rotation_step() {
         "*@example.test key._domainkey.example.test"
     );
 }
+
+#[test]
+fn status_and_a_refused_activation_say_what_dns_returned() {
+    let tree = Tree::debian12_with_checks();
+    tree.setup_example();
+    let t0 = now();
+    let old_record = tree.run(&["dns", "--format", "json"]).json()[0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    at(&tree, t0, &["rotate", "--domain", "example.test"]).assert_ok();
+
+    // Not asked: status says so instead of keeping silent.
+    let plain = at(&tree, t0, &["status"]);
+    plain.assert_ok();
+    assert!(
+        plain.stdout.contains("DNS not asked (--nameserver)"),
+        "{}",
+        plain.stdout
+    );
+    let doc = status_json(&tree, t0, &[]);
+    assert!(doc["domains"][0]["pending"]["dns_seen"].is_null(), "{doc}");
+
+    // key1 serves the old key (a record pasted twice): "another key", and
+    // the refusal quotes what DNS returned.
+    let ns = dns_with("key1._domainkey.example.test", &old_record);
+    let plain = at(&tree, t0, &["status", "--nameserver", &ns]);
+    assert!(
+        plain.stdout.contains("DNS serves another key"),
+        "{}",
+        plain.stdout
+    );
+    let doc = status_json(&tree, t0, &["--nameserver", &ns]);
+    let pending = &doc["domains"][0]["pending"];
+    assert_eq!(pending["dns_seen"], false, "{doc}");
+    let start = &old_record[..30];
+    assert!(
+        pending["dns"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("DNS returned \"{start}")),
+        "{doc}"
+    );
+    let refused = at(
+        &tree,
+        t0,
+        &[
+            "rotate",
+            "--domain",
+            "example.test",
+            "--activate",
+            "--nameserver",
+            &ns,
+        ],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("DNS returned \"{start}")),
+        "{}",
+        refused.stderr
+    );
+}
