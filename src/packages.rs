@@ -100,7 +100,9 @@ pub fn install_steps(ctx: &Ctx, distro: &Distro, missing: &[&str]) -> Result<Vec
         reason: None,
     };
     let mut steps = Vec::new();
-    if distro.family == Family::Rhel && !distro.is_fedora_like() {
+    // Only opendkim's packages come from EPEL; semanage's is in the base.
+    let from_epel = missing.iter().any(|p| p.starts_with("opendkim"));
+    if distro.family == Family::Rhel && !distro.is_fedora_like() && from_epel {
         let repos = enabled_repos(ctx)?;
         let installer = rpm_installer(ctx);
         // RHEL's id carries the release and architecture:

@@ -267,7 +267,12 @@ pub fn run(global: &Global, args: &WizardArgs) -> Result<u8> {
             "warning: 1024-bit keys are weak; receivers such as Gmail may treat them as unsigned"
         );
     }
-    let missing = packages::missing(&ctx, profile)?;
+    let mut missing = packages::missing(&ctx, profile)?;
+    if distro.family == distro::Family::Rhel
+        && crate::selinux::needs_semanage(&ctx, &answers.socket)
+    {
+        missing.push(crate::selinux::SEMANAGE_PACKAGE);
+    }
     if !missing.is_empty() && answers.no_install {
         return Err(BadInput::new(format!(
             "{} not installed, and --no-install was given",

@@ -465,6 +465,62 @@ fn selinux_other_port_is_labelled_before_the_checks_and_services() {
 }
 
 #[test]
+fn selinux_without_semanage_installs_it_from_the_base_repositories_first() {
+    let tree = Tree::almalinux9()
+        .with_check_binaries()
+        .with_selinux_enforce("1");
+    wizard(
+        &tree,
+        &["--socket", "inet:8895@127.0.0.1", "--no-restart"],
+        None,
+        &[],
+    )
+    .assert_ok();
+    let cmds = changing(&tree);
+    let install = chroot(
+        &tree,
+        &["dnf", "install", "-y", "policycoreutils-python-utils"],
+    );
+    let packages: Vec<&Vec<String>> = cmds.iter().filter(|a| is_package_command(a)).collect();
+    // opendkim is installed: no EPEL, no CRB, only semanage's package.
+    assert_eq!(packages, [&install], "{cmds:#?}");
+    assert!(position(&cmds, &install) < cmds.iter().position(|a| is_semanage(a)).unwrap());
+
+    // With semanage there, nothing is installed.
+    let tree = Tree::almalinux9()
+        .with_check_binaries()
+        .with_selinux_enforce("1");
+    tree.write_mode("usr/sbin/semanage", "", 0o755);
+    wizard(
+        &tree,
+        &["--socket", "inet:8895@127.0.0.1", "--no-restart"],
+        None,
+        &[],
+    )
+    .assert_ok();
+    let cmds = changing(&tree);
+    assert!(!cmds.iter().any(|a| is_package_command(a)), "{cmds:#?}");
+}
+
+#[test]
+fn an_offline_tree_whose_selinux_config_enforces_gets_its_paths_labelled() {
+    let tree = Tree::almalinux9().with_check_binaries();
+    tree.write(
+        "etc/selinux/config",
+        "# This file controls the state of SELinux on the system.\nSELINUX=enforcing\n\
+         SELINUXTYPE=targeted\n",
+    );
+    wizard(&tree, &["--no-restart"], None, &[]).assert_ok();
+    let cmds = changing(&tree);
+    position(&cmds, &chroot(&tree, &["restorecon", "-R", KEY_DIR]));
+
+    let tree = Tree::almalinux9().with_check_binaries();
+    tree.write("etc/selinux/config", "SELINUX=permissive\n");
+    wizard(&tree, &["--no-restart"], None, &[]).assert_ok();
+    assert!(!changing(&tree).iter().any(|a| is_restorecon(a)));
+}
+
+#[test]
 fn selinux_not_enforcing_never_labels_anything() {
     for enforce in [None, Some("0")] {
         let tree = Tree::almalinux9().with_check_binaries();
