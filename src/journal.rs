@@ -191,6 +191,17 @@ impl Journal {
         &self.records
     }
 
+    /// This run as `revert` reads a journal back (without its end).
+    pub fn past(&self) -> Past {
+        Past {
+            id: self.run.clone(),
+            begin: Some(self.begin.clone()),
+            changes: self.records.clone(),
+            end: None,
+            damaged: None,
+        }
+    }
+
     /// True once the run has recorded a change.
     pub fn started(&self) -> bool {
         self.file.is_some()

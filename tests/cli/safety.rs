@@ -507,3 +507,97 @@ fn a_rotation_killed_midway_is_undone_by_the_next_rotation_which_converges() {
         assert_same_tree(&before, &tree.snapshot_without_backups());
     }
 }
+
+/// `--root TREE wizard -y --no-install -d example.test` on a tree taken for
+/// a live host (`DKIM_SETUP_RECORD_LIVE=1`), recorded commands containing
+/// `fail` failing.
+fn live_wizard(tree: &Tree, fail: Option<&str>, env: &[(&str, &str)], extra: &[&str]) -> Outcome {
+    let root = tree.root_str();
+    let mut args: Vec<&str> = vec![
+        "--root",
+        &root,
+        "wizard",
+        "-y",
+        "--no-install",
+        "-d",
+        "example.test",
+    ];
+    args.extend(extra);
+    let mut all_env = vec![("DKIM_SETUP_RECORD_LIVE", "1")];
+    all_env.extend(env);
+    tree.run_raw_env(&args, fail, &all_env)
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
+}
+
+/// The recorded commands after the one that ends with `tail`.
+#[track_caller]
+fn recorded_after(tree: &Tree, tail: &[&str]) -> Vec<Vec<String>> {
+    let cmds = tree.recorded();
+    let tail = words(tail);
+    let at = cmds
+        .iter()
+        .position(|a| a.ends_with(&tail))
+        .unwrap_or_else(|| panic!("{tail:?} was not run: {cmds:#?}"));
+    cmds[at + 1..].to_vec()
+}
+
+/// Needs a test host where opendkim does not run (the tool looks at this
+/// host's processes to decide start versus restart).
+#[test]
+fn a_failed_run_stops_and_disables_the_opendkim_it_enabled_and_started() {
+    let tree = Tree::debian12_with_checks();
+    tree.mkdir("run/systemd/system", 0o755, 0, 0);
+    let before = tree.snapshot();
+    let out = live_wizard(&tree, Some("postfix check"), &[], &[]);
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    let cmds = tree.recorded();
+    assert!(
+        cmds.contains(&words(&["systemctl", "enable", "--now", "opendkim"])),
+        "{cmds:#?}"
+    );
+    let after = recorded_after(&tree, &["postfix", "check"]);
+    let stop = words(&["systemctl", "stop", "opendkim"]);
+    let disable = words(&["systemctl", "disable", "opendkim"]);
+    let (s, d) = (
+        after.iter().position(|a| *a == stop),
+        after.iter().position(|a| *a == disable),
+    );
+    assert!(
+        s.is_some() && d.is_some() && s < d,
+        "opendkim not stopped, then disabled, after the failure: {after:#?}"
+    );
+    out.assert_stderr_has("nothing was left half-done")
+        .assert_stderr_has("ran 'systemctl stop opendkim'")
+        .assert_stderr_has("ran 'systemctl disable opendkim'");
+    assert_eq!(journal_states(&tree), ["rolled back"]);
+}
+
+/// Needs a test host where opendkim does not run.
+#[test]
+fn a_failed_run_stops_the_opendkim_it_started_with_the_init_script() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = live_wizard(&tree, Some("postfix check"), &[], &[]);
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    assert!(
+        tree.recorded()
+            .contains(&words(&["service", "opendkim", "start"])),
+        "{:#?}",
+        tree.recorded()
+    );
+    let after = recorded_after(&tree, &["postfix", "check"]);
+    assert!(
+        after.contains(&words(&["service", "opendkim", "stop"])),
+        "opendkim not stopped after the failure: {after:#?}"
+    );
+    assert!(
+        !after.iter().any(|a| a.iter().any(|w| w == "disable")),
+        "{after:#?}"
+    );
+    out.assert_stderr_has("ran 'service opendkim stop'");
+}
