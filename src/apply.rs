@@ -122,8 +122,6 @@ impl<'a> Applier<'a> {
     pub fn apply(&mut self, plan: &mut Plan, socket: &Socket) -> Result<()> {
         let init = services::init_system(&self.ctx.root);
         let profile = plan.distro.profile();
-        let opendkim_was_running =
-            self.ctx.services_live() && !services::opendkim_pids().is_empty();
         let mut records = Vec::new();
         let mut failure = None;
         for i in 0..plan.steps.len() {
@@ -146,15 +144,11 @@ impl<'a> Applier<'a> {
         }
         if let Some((i, err)) = failure {
             self.progress.step("restoring", "everything changed so far");
-            let (restored, kept) = self.restore();
+            let (restored, kept) = self.restore(profile);
             if let Err(e) = self.journal.end(Outcome::RolledBack, kept) {
                 tracing::warn!("cannot close the journal: {e:#}");
             }
             self.progress.done();
-            if opendkim_was_running || plan.steps.iter().any(|s| matches!(s, Step::Service { .. }))
-            {
-                self.restart_old(init, plan, opendkim_was_running);
-            }
             if crate::interrupt::requested() {
                 return Err(crate::error::Interrupted(restored).into());
             }
@@ -614,9 +608,11 @@ impl<'a> Applier<'a> {
         Ok(key.record)
     }
 
-    /// Undo every change of this run from its journal, newest first;
-    /// returns what was restored, for the user, and the paths left alone.
-    fn restore(&mut self) -> (String, Vec<String>) {
+    /// Undo every change of this run from its journal, newest first, then
+    /// bring the services back to how they were before the run, as
+    /// `revert` does; returns what was restored and what the services were
+    /// told, for the user, and the paths left alone.
+    fn restore(&mut self, profile: &crate::distro::Profile) -> (String, Vec<String>) {
         let runner = self.ctx.runner;
         let mut run_undo = |argv: &[String]| services::run_checked(runner, argv);
         let done = journal::undo(
@@ -626,72 +622,46 @@ impl<'a> Applier<'a> {
             true,
             &mut run_undo,
         );
+        let settled =
+            crate::revert::settle_services(self.ctx, profile, &self.journal.past(), &done);
+        let mut parts = Vec::new();
+        if !done.is_empty() {
+            parts.push(done.summary());
+        }
+        parts.extend(settled.done.iter().cloned());
+        let summary = parts.join("; ");
+        let services = if settled.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\nnot every service is back as it was before this run: {}",
+                settled.warnings.join("; ")
+            )
+        };
         if !done.failed.is_empty() {
             let text = format!(
-                "{}\ncould not undo: {}; the old files are in '{}/before' and '{}'",
-                done.summary(),
+                "{}\ncould not undo: {}; the old files are in '{}/before' and '{}'{services}",
+                if summary.is_empty() {
+                    "nothing could be restored"
+                } else {
+                    &summary
+                },
                 done.failed.join("; "),
                 self.journal.dir(),
                 self.backup_dir
             );
             return (text, done.kept);
         }
-        if done.is_empty() {
-            return ("nothing had been changed yet".to_string(), done.kept);
+        if parts.is_empty() {
+            return (format!("nothing had been changed yet{services}"), done.kept);
         }
-        (
-            format!("nothing was left half-done: {}", done.summary()),
-            done.kept,
-        )
-    }
-
-    /// After a failed service step, bring the old configuration back up.
-    fn restart_old(&self, init: Init, plan: &Plan, opendkim_was_running: bool) {
-        if !self.ctx.services_live() {
-            return;
+        if !services.is_empty() {
+            return (
+                format!("the files were put back: {summary}{services}"),
+                done.kept,
+            );
         }
-        let old_socket = plan
-            .steps
-            .iter()
-            .find_map(|s| match s {
-                Step::File {
-                    path,
-                    old: Some(old),
-                    ..
-                } if path == "/etc/opendkim.conf" => crate::edit::opendkim_conf::get(old, "Socket"),
-                _ => None,
-            })
-            .and_then(|s| crate::validate::socket(&s).ok());
-        if opendkim_was_running {
-            let action = if services::opendkim_pids().is_empty() {
-                ServiceAction::Start
-            } else {
-                ServiceAction::Restart
-            };
-            let socket = old_socket.unwrap_or(Socket::Local {
-                path: "/run/opendkim/opendkim.sock".into(),
-            });
-            let argv = services::argv(init, "opendkim", action);
-            if let Err(e) = services::perform(
-                self.ctx.runner,
-                &self.ctx.root,
-                init,
-                "opendkim",
-                action,
-                &argv,
-                &socket,
-            ) {
-                self.progress.warn(&format!(
-                    "the old opendkim configuration did not come back up: {e:#}"
-                ));
-            }
-        }
-        if services::postfix_running() {
-            let _ = self
-                .ctx
-                .runner
-                .run(&services::argv(init, "postfix", ServiceAction::Reload));
-        }
+        (format!("nothing was left half-done: {summary}"), done.kept)
     }
 }
 

@@ -193,6 +193,17 @@ impl Journal {
         &self.records
     }
 
+    /// This run as `revert` reads a journal back (without its end).
+    pub fn past(&self) -> Past {
+        Past {
+            id: self.run.clone(),
+            begin: Some(self.begin.clone()),
+            changes: self.records.clone(),
+            end: None,
+            damaged: None,
+        }
+    }
+
     /// True once the run has recorded a change.
     pub fn started(&self) -> bool {
         self.file.is_some()
@@ -716,13 +727,37 @@ fn undo_one(
                 .with_context(|| format!("cannot change the mode of '{path}'"))?;
             done.restored.push(format!("{path} (owner and mode)"));
         }
-        Record::Command { undo, .. } if !undo.is_empty() => {
-            run_undo(undo)?;
-            done.commands.push(undo.clone());
-        }
+        Record::Command { undo, .. } if !undo.is_empty() => match run_undo(undo) {
+            Ok(()) => done.commands.push(undo.clone()),
+            // The command may never have run (the run was killed between
+            // its record and the command, or the command failed): taking
+            // back what is not there is done already.
+            Err(e) if undone_already(root, undo, &format!("{e:#}")) => {
+                tracing::debug!("'{}' needed no undo: {e:#}", undo.join(" "));
+            }
+            Err(e) => return Err(e),
+        },
         _ => {}
     }
     Ok(())
+}
+
+/// True when a failed undo command finds its work done: `gpasswd -d USER
+/// GROUP` when the tree's /etc/group does not list USER in GROUP, `semanage
+/// port -d` when the port is not labelled.
+fn undone_already(root: &Root, undo: &[String], error: &str) -> bool {
+    let has = |w: &str| undo.iter().any(|a| a == w);
+    if has("gpasswd")
+        && let Some(i) = undo.iter().position(|a| a == "-d")
+        && let (Some(user), Some(group)) = (undo.get(i + 1), undo.get(i + 2))
+    {
+        return match root.group(group) {
+            Ok(Some(g)) => !g.members.contains(user),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+    }
+    has("semanage") && error.contains("is not defined")
 }
 
 fn remove_if_there(root: &Root, path: &str) -> Result<()> {
@@ -864,6 +899,29 @@ mod tests {
 
     fn no_commands(_: &[String]) -> Result<()> {
         Ok(())
+    }
+
+    #[test]
+    fn a_membership_that_is_not_there_needs_no_undo() {
+        let (dir, root) = tree();
+        let gpasswd: Vec<String> = ["gpasswd", "-d", "postfix", "opendkim"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        fs::write(dir.path().join("etc/group"), "opendkim:x:107:postfix\n").unwrap();
+        assert!(!undone_already(&root, &gpasswd, "exit 3"));
+        fs::write(dir.path().join("etc/group"), "opendkim:x:107:\n").unwrap();
+        assert!(undone_already(&root, &gpasswd, "exit 3"));
+        let semanage: Vec<String> = ["semanage", "port", "-d", "-t", "milter_port_t"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(undone_already(
+            &root,
+            &semanage,
+            "ValueError: Port tcp/8895 is not defined"
+        ));
+        assert!(!undone_already(&root, &semanage, "Permission denied"));
     }
 
     #[test]

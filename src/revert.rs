@@ -412,14 +412,20 @@ pub struct Settled {
 }
 
 /// After an undo, bring opendkim and Postfix back to how they were before
-/// the run (only the services the run acted on).
+/// the run (only the services the run acted on): Postfix reloaded when
+/// main.cf was put back; opendkim restarted on its old configuration when
+/// it ran before, stopped when it did not run before (or the run started
+/// it), and disabled when the run enabled it. Used by `revert`, by the
+/// recovery of an interrupted run and by the rollback of a failing one.
 pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undone) -> Settled {
     let mut settled = Settled::default();
-    let acted: Vec<(&str, &[String])> = past
+    let acted: Vec<(&str, &str, &[String])> = past
         .changes
         .iter()
         .filter_map(|r| match r {
-            Record::Service { name, argv, .. } => Some((name.as_str(), argv.as_slice())),
+            Record::Service { name, action, argv } => {
+                Some((name.as_str(), action.as_str(), argv.as_slice()))
+            }
             _ => None,
         })
         .collect();
@@ -430,7 +436,7 @@ pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undon
     let postfix = profile.postfix_service;
     let enabled_by_run = acted
         .iter()
-        .any(|(n, argv)| *n == opendkim && argv.iter().any(|a| a == "enable"));
+        .any(|(n, _, argv)| *n == opendkim && argv.iter().any(|a| a == "enable"));
     let init = services::init_system(&ctx.root);
 
     if !ctx.services_live() {
@@ -444,13 +450,21 @@ pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undon
     }
 
     let before = past.running_before();
+    let ran_before = before.iter().any(|s| s == opendkim);
+    // Started by the run: a start (`enable --now` too) of a service that
+    // did not run when the run began. Commands only recorded (tests) leave
+    // no process to see, so this, not the process table, says it runs.
+    let started_by_run = !ran_before
+        && acted
+            .iter()
+            .any(|(n, action, _)| *n == opendkim && *action == "start");
     let main_cf = format!("{}/main.cf", profile.postfix_dir);
     if services::postfix_running() && undone.restored.iter().any(|p| p == &main_cf) {
         let argv = services::argv(init, postfix, ServiceAction::Reload);
         run_noting(ctx, &argv, &mut settled);
     }
     let running = !services::opendkim_pids().is_empty();
-    if before.iter().any(|s| s == "opendkim") {
+    if ran_before {
         let conf = ctx.root.read_opt(profile.opendkim_conf).ok().flatten();
         let socket = conf
             .as_deref()
@@ -475,12 +489,26 @@ pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undon
             }
             None => run_noting(ctx, &argv, &mut settled),
         }
-    } else if running {
+    } else if running || started_by_run {
         let argv = match init {
             Init::Systemd => words(&["systemctl", "stop", opendkim]),
             Init::SysV => words(&["service", opendkim, "stop"]),
         };
-        run_noting(ctx, &argv, &mut settled);
+        match ctx.runner.run(&argv) {
+            Ok(out) if out.success() => settled.done.push(format!("ran '{}'", argv.join(" "))),
+            // An init script's stop fails when nothing runs (the start
+            // failed): what matters is that no process is left.
+            Ok(_) if !running && !ctx.runner.is_recording() => {
+                settled.done.push(format!("ran '{}'", argv.join(" ")))
+            }
+            Ok(out) => settled.warnings.push(format!(
+                "'{}' failed (exit {}): {}",
+                argv.join(" "),
+                out.status,
+                out.said()
+            )),
+            Err(e) => settled.warnings.push(format!("{e:#}")),
+        }
         let start = std::time::Instant::now();
         while !services::opendkim_pids().is_empty() && start.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(100));
@@ -491,13 +519,13 @@ pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undon
                 services::opendkim_pids()
             ));
         }
-        if enabled_by_run {
-            let argv = match init {
-                Init::Systemd => words(&["systemctl", "disable", opendkim]),
-                Init::SysV => words(&["update-rc.d", opendkim, "disable"]),
-            };
-            run_noting(ctx, &argv, &mut settled);
-        }
+    }
+    if enabled_by_run {
+        let argv = match init {
+            Init::Systemd => words(&["systemctl", "disable", opendkim]),
+            Init::SysV => words(&["update-rc.d", opendkim, "disable"]),
+        };
+        run_noting(ctx, &argv, &mut settled);
     }
     settled
 }

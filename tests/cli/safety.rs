@@ -4,28 +4,10 @@
 use crate::common::*;
 use std::collections::BTreeSet;
 
-/// `--root TREE wizard -y --no-install --no-restart -d example.test` with
-/// the test-only fault switch set.
-fn wizard_with_fault(tree: &Tree, fault: &str, extra: &[&str]) -> Outcome {
-    let root = tree.root_str();
-    let mut args: Vec<&str> = vec![
-        "--root",
-        &root,
-        "wizard",
-        "-y",
-        "--no-install",
-        "--no-restart",
-        "-d",
-        "example.test",
-    ];
-    args.extend(extra);
-    tree.run_raw_env(&args, None, &[("DKIM_SETUP_TEST_FAULT", fault)])
-}
-
 /// The snapshot of what a run configures, with the key material (random
 /// in every run) reduced to its mode and owner.
 fn shape(tree: &Tree) -> Snapshot {
-    let mut snap = tree.snapshot_without_backups();
+    let mut snap = configured(tree);
     for (path, entry) in snap.iter_mut() {
         if path.starts_with("etc/opendkim/keys/")
             && (path.ends_with(".private") || path.ends_with(".txt"))
@@ -199,98 +181,358 @@ fn revert_of_an_unknown_run_is_bad_input_naming_the_runs() {
     assert_eq!(journal_states(&tree), ["complete"]);
 }
 
-/// Runs the wizard with the fault switch at point 1, 2, ... until a run
-/// passes every point; returns how many points there were.
-fn for_every_fault_point(kind: &str, mut check: impl FnMut(u32, &Tree, &Outcome)) -> u32 {
-    for n in 1..200 {
+/// The clock of every run of the fault tests, so that the rotation state
+/// of two trees can be compared byte for byte.
+const CLOCK: &str = "1800000000";
+
+/// A kind of run that the fault tests break at each of its fault points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// `wizard -y --no-install --no-restart -d example.test`, inet socket.
+    Offline,
+    /// The same without `--no-restart` on a booted systemd tree taken for a
+    /// live host (`DKIM_SETUP_RECORD_LIVE=1`): opendkim is enabled and
+    /// started, Postfix started.
+    LiveServices,
+    /// A unix socket in Postfix's spool: postfix joins the opendkim group.
+    /// The recorder leaves the tree's /etc/group as it is, where postfix is
+    /// no member, so `gpasswd -d` fails as it would on that group: an undo
+    /// must take that as already done (a run killed between journaling
+    /// `usermod` and running it).
+    UnixSocket,
+    /// `rotate -d example.test` (the start of a rotation) after a setup.
+    RotateStart,
+}
+
+impl Variant {
+    /// A fresh tree for one run of this variant.
+    fn tree(self) -> Tree {
         let tree = Tree::debian12_with_checks();
-        let out = wizard_with_fault(&tree, &format!("{kind}:{n}"), &[]);
+        match self {
+            Variant::LiveServices => tree.mkdir("run/systemd/system", 0o755, 0, 0),
+            Variant::RotateStart => {
+                let root = tree.root_str();
+                let mut args = vec!["--root", root.as_str()];
+                args.extend(WIZARD);
+                args.extend(["-d", "example.test"]);
+                tree.run_raw_env(&args, None, &[("DKIM_SETUP_TEST_NOW", CLOCK)])
+                    .assert_ok();
+                std::fs::remove_file(tree.record_path()).unwrap();
+            }
+            Variant::Offline | Variant::UnixSocket => {}
+        }
+        tree
+    }
+
+    /// Run this variant, with the fault switch at `fault` when given.
+    fn run(self, tree: &Tree, fault: Option<&str>) -> Outcome {
+        let root = tree.root_str();
+        let mut args: Vec<&str> = vec!["--root", &root];
+        match self {
+            Variant::RotateStart => args.extend(["rotate", "-d", "example.test"]),
+            _ => args.extend(["wizard", "-y", "--no-install", "-d", "example.test"]),
+        }
+        match self {
+            Variant::Offline => args.push("--no-restart"),
+            Variant::UnixSocket => args.extend([
+                "--no-restart",
+                "--socket",
+                "local:/var/spool/postfix/opendkim/opendkim.sock",
+            ]),
+            Variant::LiveServices | Variant::RotateStart => {}
+        }
+        let mut env = vec![("DKIM_SETUP_TEST_NOW", CLOCK)];
+        if self == Variant::LiveServices {
+            env.push(("DKIM_SETUP_RECORD_LIVE", "1"));
+        }
+        if let Some(fault) = fault {
+            env.push(("DKIM_SETUP_TEST_FAULT", fault));
+        }
+        tree.run_raw_env(&args, self.failing(), &env)
+    }
+
+    /// How many runs the fresh tree has journaled already.
+    fn runs_before(self) -> usize {
+        usize::from(self == Variant::RotateStart)
+    }
+
+    /// Recorded commands that fail in this variant.
+    fn failing(self) -> Option<&'static str> {
+        (self == Variant::UnixSocket).then_some("gpasswd")
+    }
+
+    /// `revert` on this variant's tree.
+    fn revert(self, tree: &Tree) -> Outcome {
+        let root = tree.root_str();
+        let mut env = vec![("DKIM_SETUP_TEST_NOW", CLOCK)];
+        if self == Variant::LiveServices {
+            env.push(("DKIM_SETUP_RECORD_LIVE", "1"));
+        }
+        tree.run_raw_env(&["--root", &root, "revert"], self.failing(), &env)
+    }
+}
+
+/// What a run configures: the tree without the backups, the journals and
+/// the lock, but with the rotation state.
+fn configured(tree: &Tree) -> Snapshot {
+    let mut snap = tree.snapshot();
+    snap.retain(|p, _| !kept_by_the_tool(p) || p == "var/lib/dkim-setup/rotation.json");
+    snap
+}
+
+/// The services and group memberships as the recorded commands left them,
+/// replayed in order: opendkim started, opendkim enabled, postfix in the
+/// opendkim group.
+fn recorded_state(tree: &Tree) -> (bool, bool, bool) {
+    let (mut started, mut enabled, mut member) = (false, false, false);
+    for argv in tree.recorded() {
+        let has = |w: &str| argv.iter().any(|a| a == w);
+        if has("usermod") && has("-G") {
+            member = true;
+        } else if has("gpasswd") && has("-d") {
+            member = false;
+        } else if has("opendkim") && (has("systemctl") || has("service")) {
+            if has("enable") {
+                enabled = true;
+                started |= has("--now");
+            } else if has("disable") {
+                enabled = false;
+            } else if has("start") || has("restart") {
+                started = true;
+            } else if has("stop") {
+                started = false;
+            }
+        }
+    }
+    (started, enabled, member)
+}
+
+/// Runs `variant` with the fault switch at point 1, 2, ... (each on a fresh
+/// tree, `check` given the tree as it was before) until a run passes every
+/// point; returns how many points there were.
+fn for_every_fault_point(
+    variant: Variant,
+    kind: &str,
+    mut check: impl FnMut(u32, &Tree, &Snapshot, &Outcome),
+) -> u32 {
+    for n in 1..300 {
+        let tree = variant.tree();
+        let before = configured(&tree);
+        let out = variant.run(&tree, Some(&format!("{kind}:{n}")));
         if out.code == 0 {
             return n - 1;
         }
-        check(n, &tree, &out);
+        check(n, &tree, &before, &out);
     }
     panic!("the run never got past its fault points");
 }
 
-#[test]
-fn a_failure_at_any_fault_point_leaves_every_file_as_it_was() {
-    let points = for_every_fault_point("fail", |n, tree, out| {
-        let pristine = Tree::debian12_with_checks().snapshot();
-        assert_eq!(out.code, 1, "point {n}: {}", out.stderr);
+/// A failure at each fault point: exit 1, every file as it was, the journal
+/// rolled back, services and groups as before.
+fn fails_cleanly_everywhere(variant: Variant) -> u32 {
+    let points = for_every_fault_point(variant, "fail", |n, tree, before, out| {
+        assert_eq!(out.code, 1, "{variant:?} point {n}: {}", out.stderr);
         assert!(
             out.stderr.contains(&format!("injected fault at point {n}")),
-            "point {n}: {}",
+            "{variant:?} point {n}: {}",
             out.stderr
         );
-        assert_same_tree(&pristine, &tree.snapshot_without_backups());
-        let states = journal_states(tree);
         assert!(
-            states.is_empty() || states == ["rolled back"],
-            "point {n}: {states:?}"
+            !out.stderr.contains("could not undo"),
+            "{variant:?} point {n}: {}",
+            out.stderr
+        );
+        assert_same_tree(before, &configured(tree));
+        let states = journal_states(tree);
+        let (earlier, this) = states.split_at(variant.runs_before());
+        assert!(
+            earlier.iter().all(|s| s == "complete") && (this.is_empty() || this == ["rolled back"]),
+            "{variant:?} point {n}: {states:?}"
+        );
+        assert_eq!(
+            recorded_state(tree),
+            (false, false, false),
+            "{variant:?} point {n}: {:#?}",
+            tree.recorded()
         );
     });
+    eprintln!("{variant:?} fail: {points} fault points exercised");
+    points
+}
+
+/// A kill at each fault point, then the same run again: it undoes the
+/// killed run first and ends where an uninterrupted run ends.
+fn killed_runs_converge_everywhere(variant: Variant) -> u32 {
+    let reference = variant.tree();
+    variant.run(&reference, None).assert_ok();
+    let expected = shape(&reference);
+    let expected_state = recorded_state(&reference);
+
+    let points = for_every_fault_point(variant, "kill", |n, tree, _, out| {
+        // Killed by SIGKILL: no exit code, no end record.
+        assert_ne!(out.code, 0, "{variant:?} point {n}");
+        assert_ne!(
+            out.code, 1,
+            "{variant:?} point {n}: not killed: {}",
+            out.stderr
+        );
+        let states = journal_states(tree);
+        assert!(
+            states
+                .last()
+                .is_none_or(|s| s == "interrupted" || s == "complete"),
+            "{variant:?} point {n}: {states:?}"
+        );
+        let interrupted = states.last().is_some_and(|s| s == "interrupted");
+        // Reading commands work on the half-done state.
+        tree.run(&["status"]).assert_ok();
+
+        let next = variant.run(tree, None);
+        next.assert_ok();
+        assert_eq!(
+            next.stderr.contains("was interrupted before it finished"),
+            interrupted,
+            "{variant:?} point {n}: {}",
+            next.stderr
+        );
+        assert_same_tree(&expected, &shape(tree));
+        assert_eq!(
+            recorded_state(tree),
+            expected_state,
+            "{variant:?} point {n}: {:#?}",
+            tree.recorded()
+        );
+        let states = journal_states(tree);
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("complete"),
+            "{variant:?} point {n}"
+        );
+        if interrupted {
+            assert_eq!(
+                states[states.len() - 2],
+                "interrupted, undone",
+                "{variant:?} point {n}"
+            );
+        }
+    });
+    eprintln!("{variant:?} kill, then run again: {points} fault points exercised");
+    points
+}
+
+/// A kill at each fault point, then `revert`: the tree as before the run.
+fn killed_runs_revert_everywhere(variant: Variant) -> u32 {
+    let points = for_every_fault_point(variant, "kill", |n, tree, before, out| {
+        assert_ne!(
+            out.code, 1,
+            "{variant:?} point {n}: not killed: {}",
+            out.stderr
+        );
+        let states = journal_states(tree);
+        let interrupted = states.len() > variant.runs_before()
+            && states.last().is_some_and(|s| s == "interrupted");
+        if !interrupted && variant.runs_before() == 0 {
+            // Killed before the first record: nothing to undo.
+            variant.revert(tree).assert_code(1);
+        } else if interrupted {
+            let revert = variant.revert(tree);
+            revert.assert_ok();
+            assert!(
+                revert.stderr.contains("was interrupted before it finished"),
+                "{variant:?} point {n}: {}",
+                revert.stderr
+            );
+            assert_eq!(
+                journal_states(tree).last().map(String::as_str),
+                Some("interrupted, undone"),
+                "{variant:?} point {n}"
+            );
+        }
+        assert_same_tree(before, &configured(tree));
+        assert_eq!(
+            recorded_state(tree),
+            (false, false, false),
+            "{variant:?} point {n}: {:#?}",
+            tree.recorded()
+        );
+    });
+    eprintln!("{variant:?} kill, then revert: {points} fault points exercised");
+    points
+}
+
+#[test]
+fn a_failure_at_any_fault_point_leaves_every_file_as_it_was() {
+    let points = fails_cleanly_everywhere(Variant::Offline);
     assert!(points >= 20, "only {points} fault points");
-    eprintln!("fail: {points} fault points exercised");
 }
 
 #[test]
 fn a_run_killed_at_any_fault_point_is_undone_by_the_next_run_which_converges() {
-    let reference = Tree::debian12_with_checks();
-    reference.setup_example();
-    let expected = shape(&reference);
-
-    let points = for_every_fault_point("kill", |n, tree, out| {
-        // Killed by SIGKILL: no exit code, no end record.
-        assert_ne!(out.code, 0, "point {n}");
-        assert_ne!(out.code, 1, "point {n}: not killed: {}", out.stderr);
-        let states = journal_states(tree);
-        assert!(
-            states.is_empty() || states == ["interrupted"],
-            "point {n}: {states:?}"
-        );
-
-        let next = tree.setup_example();
-        if !states.is_empty() {
-            assert!(
-                next.stderr.contains("was interrupted before it finished"),
-                "point {n}: {}",
-                next.stderr
-            );
-        }
-        assert_same_tree(&expected, &shape(tree));
-        let states = journal_states(tree);
-        assert!(
-            states == ["complete"] || states == ["interrupted, undone", "complete"],
-            "point {n}: {states:?}"
-        );
-    });
+    let points = killed_runs_converge_everywhere(Variant::Offline);
     assert!(points >= 20, "only {points} fault points");
-    eprintln!("kill: {points} fault points exercised");
 }
 
 #[test]
 fn a_run_killed_at_any_fault_point_can_be_reverted_to_the_original_tree() {
-    let points = for_every_fault_point("kill", |n, tree, out| {
-        assert_ne!(out.code, 1, "point {n}: not killed: {}", out.stderr);
-        let pristine = Tree::debian12_with_checks().snapshot();
-        let revert = tree.run(&["revert"]);
-        let states = journal_states(tree);
-        if states.is_empty() {
-            // Killed before the first record: nothing to undo.
-            revert.assert_code(1);
-        } else {
-            revert.assert_ok();
-            assert!(
-                revert.stderr.contains("was interrupted before it finished"),
-                "point {n}: {}",
-                revert.stderr
-            );
-            assert_eq!(states, ["interrupted, undone"], "point {n}");
-        }
-        assert_same_tree(&pristine, &tree.snapshot_without_backups());
-    });
+    let points = killed_runs_revert_everywhere(Variant::Offline);
     assert!(points >= 20, "only {points} fault points");
+}
+
+/// Needs a test host where neither opendkim nor Postfix's master runs.
+#[test]
+fn a_live_run_failing_at_any_fault_point_leaves_files_and_services_as_they_were() {
+    let points = fails_cleanly_everywhere(Variant::LiveServices);
+    assert!(points >= 20, "only {points} fault points");
+}
+
+/// Needs a test host where neither opendkim nor Postfix's master runs.
+#[test]
+fn a_live_run_killed_at_any_fault_point_converges_on_the_next_run() {
+    let points = killed_runs_converge_everywhere(Variant::LiveServices);
+    assert!(points >= 20, "only {points} fault points");
+}
+
+/// Needs a test host where neither opendkim nor Postfix's master runs.
+#[test]
+fn a_live_run_killed_at_any_fault_point_can_be_reverted() {
+    let points = killed_runs_revert_everywhere(Variant::LiveServices);
+    assert!(points >= 20, "only {points} fault points");
+}
+
+#[test]
+fn a_unix_socket_run_failing_at_any_fault_point_leaves_files_and_groups_as_they_were() {
+    let points = fails_cleanly_everywhere(Variant::UnixSocket);
+    assert!(points >= 20, "only {points} fault points");
+}
+
+#[test]
+fn a_unix_socket_run_killed_at_any_fault_point_converges_on_the_next_run() {
+    let points = killed_runs_converge_everywhere(Variant::UnixSocket);
+    assert!(points >= 20, "only {points} fault points");
+}
+
+#[test]
+fn a_unix_socket_run_killed_at_any_fault_point_can_be_reverted() {
+    let points = killed_runs_revert_everywhere(Variant::UnixSocket);
+    assert!(points >= 20, "only {points} fault points");
+}
+
+#[test]
+fn a_rotation_failing_at_any_fault_point_leaves_every_file_as_it_was() {
+    let points = fails_cleanly_everywhere(Variant::RotateStart);
+    assert!(points >= 5, "only {points} fault points");
+}
+
+#[test]
+fn a_rotation_killed_at_any_fault_point_converges_on_the_next_rotation() {
+    let points = killed_runs_converge_everywhere(Variant::RotateStart);
+    assert!(points >= 5, "only {points} fault points");
+}
+
+#[test]
+fn a_rotation_killed_at_any_fault_point_can_be_reverted() {
+    let points = killed_runs_revert_everywhere(Variant::RotateStart);
+    assert!(points >= 5, "only {points} fault points");
 }
 
 #[test]
@@ -471,39 +713,96 @@ fn a_file_edited_while_the_run_applies_is_never_overwritten() {
     assert_same_tree(&expected, &now);
 }
 
-#[test]
-fn a_rotation_killed_midway_is_undone_by_the_next_rotation_which_converges() {
-    let tree = Tree::debian12_with_checks();
-    tree.setup_example();
+/// `--root TREE wizard -y --no-install -d example.test` on a tree taken for
+/// a live host (`DKIM_SETUP_RECORD_LIVE=1`), recorded commands containing
+/// `fail` failing.
+fn live_wizard(tree: &Tree, fail: Option<&str>, env: &[(&str, &str)], extra: &[&str]) -> Outcome {
     let root = tree.root_str();
-    for n in 1..6 {
-        let before = tree.snapshot_without_backups();
-        let out = tree.run_raw_env(
-            &["--root", &root, "rotate", "-d", "example.test"],
-            None,
-            &[("DKIM_SETUP_TEST_FAULT", &format!("kill:{n}"))],
-        );
-        assert_ne!(out.code, 0, "point {n} was not reached: {}", out.stderr);
-        // Reading commands work on the half-done state.
-        tree.run(&["status"]).assert_ok();
-        let list = tree.run(&["revert", "--list"]);
-        let interrupted = list.stdout.contains("interrupted");
-        let again = tree.run(&["rotate", "-d", "example.test"]);
-        again.assert_ok();
-        assert_eq!(
-            again.stderr.contains("was interrupted before it finished"),
-            interrupted,
-            "point {n}: {}",
-            again.stderr
-        );
-        let table = tree.read("etc/opendkim/KeyTable");
-        assert_eq!(
-            table.matches("key1._domainkey.example.test").count(),
-            1,
-            "{table}"
-        );
-        // Back to where this round began, for the next point.
-        tree.run(&["revert"]).assert_ok();
-        assert_same_tree(&before, &tree.snapshot_without_backups());
-    }
+    let mut args: Vec<&str> = vec![
+        "--root",
+        &root,
+        "wizard",
+        "-y",
+        "--no-install",
+        "-d",
+        "example.test",
+    ];
+    args.extend(extra);
+    let mut all_env = vec![("DKIM_SETUP_RECORD_LIVE", "1")];
+    all_env.extend(env);
+    tree.run_raw_env(&args, fail, &all_env)
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| s.to_string()).collect()
+}
+
+/// The recorded commands after the one that ends with `tail`.
+#[track_caller]
+fn recorded_after(tree: &Tree, tail: &[&str]) -> Vec<Vec<String>> {
+    let cmds = tree.recorded();
+    let tail = words(tail);
+    let at = cmds
+        .iter()
+        .position(|a| a.ends_with(&tail))
+        .unwrap_or_else(|| panic!("{tail:?} was not run: {cmds:#?}"));
+    cmds[at + 1..].to_vec()
+}
+
+/// Needs a test host where opendkim does not run (the tool looks at this
+/// host's processes to decide start versus restart).
+#[test]
+fn a_failed_run_stops_and_disables_the_opendkim_it_enabled_and_started() {
+    let tree = Tree::debian12_with_checks();
+    tree.mkdir("run/systemd/system", 0o755, 0, 0);
+    let before = tree.snapshot();
+    let out = live_wizard(&tree, Some("postfix check"), &[], &[]);
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    let cmds = tree.recorded();
+    assert!(
+        cmds.contains(&words(&["systemctl", "enable", "--now", "opendkim"])),
+        "{cmds:#?}"
+    );
+    let after = recorded_after(&tree, &["postfix", "check"]);
+    let stop = words(&["systemctl", "stop", "opendkim"]);
+    let disable = words(&["systemctl", "disable", "opendkim"]);
+    let (s, d) = (
+        after.iter().position(|a| *a == stop),
+        after.iter().position(|a| *a == disable),
+    );
+    assert!(
+        s.is_some() && d.is_some() && s < d,
+        "opendkim not stopped, then disabled, after the failure: {after:#?}"
+    );
+    out.assert_stderr_has("nothing was left half-done")
+        .assert_stderr_has("ran 'systemctl stop opendkim'")
+        .assert_stderr_has("ran 'systemctl disable opendkim'");
+    assert_eq!(journal_states(&tree), ["rolled back"]);
+}
+
+/// Needs a test host where opendkim does not run.
+#[test]
+fn a_failed_run_stops_the_opendkim_it_started_with_the_init_script() {
+    let tree = Tree::debian12_with_checks();
+    let before = tree.snapshot();
+    let out = live_wizard(&tree, Some("postfix check"), &[], &[]);
+    out.assert_code(1);
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+    assert!(
+        tree.recorded()
+            .contains(&words(&["service", "opendkim", "start"])),
+        "{:#?}",
+        tree.recorded()
+    );
+    let after = recorded_after(&tree, &["postfix", "check"]);
+    assert!(
+        after.contains(&words(&["service", "opendkim", "stop"])),
+        "opendkim not stopped after the failure: {after:#?}"
+    );
+    assert!(
+        !after.iter().any(|a| a.iter().any(|w| w == "disable")),
+        "{after:#?}"
+    );
+    out.assert_stderr_has("ran 'service opendkim stop'");
 }
