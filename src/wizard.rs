@@ -616,20 +616,15 @@ fn report(
         .root
         .as_ref()
         .filter(|r| std::fs::canonicalize(r).ok().as_deref() != Some(std::path::Path::new("/")))
-        .map(|r| format!("--root {} ", shell_word(&r.display().to_string())))
+        .map(|r| {
+            format!(
+                "--root {} ",
+                crate::edit::default_file::shell_quote(&r.display().to_string())
+            )
+        })
         .unwrap_or_default();
     outln!(
         "Once it is published, prove signing and DNS with:\n\n  dkim-setup {root}check {}",
         domains.join(" ")
     );
-}
-
-/// `word` as one shell word: as it is when it is plain, else single-quoted.
-fn shell_word(word: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:@,".contains(c);
-    if !word.is_empty() && word.chars().all(plain) {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
 }

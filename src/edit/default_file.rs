@@ -170,7 +170,7 @@ fn shell_word(text: &str) -> (String, usize) {
 }
 
 /// `value` as a shell word: bare when every character is plain, else single-quoted.
-fn shell_quote(value: &str) -> String {
+pub(crate) fn shell_quote(value: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "@%+,-./:=_".contains(c);
     if !value.is_empty() && value.chars().all(plain) {
         value.to_string()

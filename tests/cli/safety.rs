@@ -713,26 +713,6 @@ fn a_file_edited_while_the_run_applies_is_never_overwritten() {
     assert_same_tree(&expected, &now);
 }
 
-/// `--root TREE wizard -y --no-install -d example.test` on a tree taken for
-/// a live host (`DKIM_SETUP_RECORD_LIVE=1`), recorded commands containing
-/// `fail` failing.
-fn live_wizard(tree: &Tree, fail: Option<&str>, env: &[(&str, &str)], extra: &[&str]) -> Outcome {
-    let root = tree.root_str();
-    let mut args: Vec<&str> = vec![
-        "--root",
-        &root,
-        "wizard",
-        "-y",
-        "--no-install",
-        "-d",
-        "example.test",
-    ];
-    args.extend(extra);
-    let mut all_env = vec![("DKIM_SETUP_RECORD_LIVE", "1")];
-    all_env.extend(env);
-    tree.run_raw_env(&args, fail, &all_env)
-}
-
 fn words(w: &[&str]) -> Vec<String> {
     w.iter().map(|s| s.to_string()).collect()
 }

@@ -114,23 +114,6 @@ fn systemd_tree_with_override() -> (Tree, &'static str) {
     (tree, rel)
 }
 
-fn run_live(tree: &Tree, fail: Option<&str>) -> Outcome {
-    let root = tree.root_str();
-    tree.run_raw_env(
-        &[
-            "--root",
-            &root,
-            "wizard",
-            "-y",
-            "--no-install",
-            "-d",
-            "example.test",
-        ],
-        fail,
-        &[("DKIM_SETUP_RECORD_LIVE", "1")],
-    )
-}
-
 fn position(recorded: &[Vec<String>], words: &[&str]) -> Option<usize> {
     recorded
         .iter()
@@ -140,7 +123,7 @@ fn position(recorded: &[Vec<String>], words: &[&str]) -> Option<usize> {
 #[test]
 fn a_changed_systemd_drop_in_is_reloaded_before_opendkim_starts() {
     let (tree, rel) = systemd_tree_with_override();
-    run_live(&tree, None).assert_ok();
+    live_wizard(&tree, None, &[], &[]).assert_ok();
     assert!(tree.read(rel).contains("-p inet:8891@127.0.0.1"));
     let recorded = tree.recorded();
     let reload = position(&recorded, &["systemctl", "daemon-reload"])
@@ -156,7 +139,7 @@ fn a_changed_systemd_drop_in_is_reloaded_before_opendkim_starts() {
 
     // Nothing changes the second time: no daemon-reload either.
     let before = tree.recorded().len();
-    run_live(&tree, None).assert_ok();
+    live_wizard(&tree, None, &[], &[]).assert_ok();
     let again = &tree.recorded()[before..];
     assert!(
         position(again, &["daemon-reload"]).is_none(),
@@ -168,7 +151,7 @@ fn a_changed_systemd_drop_in_is_reloaded_before_opendkim_starts() {
 fn a_drop_in_put_back_by_a_failed_run_is_reloaded_too() {
     let (tree, rel) = systemd_tree_with_override();
     let before = tree.read(rel);
-    let out = run_live(&tree, Some("postfix check"));
+    let out = live_wizard(&tree, Some("postfix check"), &[], &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(tree.read(rel), before);
     let recorded = tree.recorded();

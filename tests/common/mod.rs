@@ -600,3 +600,28 @@ pub fn assert_same_setup(a: &Tree, b: &Tree) {
     };
     assert_same_tree(&without_key_bytes(a), &without_key_bytes(b));
 }
+
+/// `--root TREE wizard -y --no-install -d example.test` on a tree taken for
+/// a live host (`DKIM_SETUP_RECORD_LIVE=1`), recorded commands containing
+/// `fail` failing.
+pub fn live_wizard(
+    tree: &Tree,
+    fail: Option<&str>,
+    env: &[(&str, &str)],
+    extra: &[&str],
+) -> Outcome {
+    let root = tree.root_str();
+    let mut args: Vec<&str> = vec![
+        "--root",
+        &root,
+        "wizard",
+        "-y",
+        "--no-install",
+        "-d",
+        "example.test",
+    ];
+    args.extend(extra);
+    let mut all_env = vec![("DKIM_SETUP_RECORD_LIVE", "1")];
+    all_env.extend(env);
+    tree.run_raw_env(&args, fail, &all_env)
+}
