@@ -128,7 +128,9 @@ pub fn run(global: &Global, args: &CheckArgs) -> Result<u8> {
         let records = check_keys(&root, profile, &keys, &mut report)?;
         match &setup.socket {
             Some(socket) => {
-                check_socket(&root, profile, socket, &mut report)?;
+                // Where opendkim really listens: a file that overrides the
+                // conf decides, and Postfix must point there.
+                let socket = &check_socket(&root, profile, socket, &mut report)?;
                 if live {
                     let up = check_services(&root, socket, &mut report);
                     check_signing(socket, &records, up, &mut report);
@@ -641,7 +643,12 @@ fn check_keys_with(
                         &id,
                         path,
                         format!("{path} is not an RSA private key in PEM"),
-                        "restore the key from a backup, or rotate to a new key",
+                        &format!(
+                            "restore the key from a backup; or move it aside (mv '{path}' \
+                             '{path}.broken') and run 'dkim-setup wizard --domain {}', which \
+                             makes a new key whose record must then be published",
+                            entry.domain
+                        ),
                     );
                     None
                 }
@@ -710,12 +717,14 @@ fn check_keys_with(
     Ok(out)
 }
 
+/// The socket checks; returns the socket opendkim listens on, which is
+/// the conf's unless a file that overrides it says otherwise.
 fn check_socket(
     root: &crate::system::Root,
     profile: &Profile,
     socket: &Socket,
     report: &mut Report,
-) -> Result<()> {
+) -> Result<Socket> {
     let ours = socket.opendkim();
     // (file, its socket, whether it overrides opendkim.conf)
     let mut others: Vec<(String, String, bool)> = Vec::new();
@@ -736,13 +745,34 @@ fn check_socket(
             },
         };
         if let Some(other) = other {
-            let overrides = !matches!(over, SocketOverride::ShellVar(_));
+            // Debian's SOCKET= gives way to the conf's Socket in the init
+            // script, but under systemd it becomes the unit's -p (the
+            // generated drop-in), which wins.
+            let overrides =
+                !matches!(over, SocketOverride::ShellVar(_)) || root.exists("/run/systemd/system");
             others.push((path.to_string(), other, overrides));
         }
     }
     if let Some((path, other)) = drop_in_socket(root, profile.opendkim_service)? {
         others.push((path, other, true));
     }
+    // The file that moves opendkim off the conf's socket, if any: every
+    // later failure has the same fix, making that file agree.
+    let moved = others
+        .iter()
+        .filter(|(_, _, overrides)| *overrides)
+        .filter_map(|(path, other, _)| validate::socket(other).ok().map(|s| (path.clone(), s)))
+        .next_back()
+        .filter(|(_, s)| s != socket);
+    let effective = moved
+        .as_ref()
+        .map_or_else(|| socket.clone(), |(_, s)| s.clone());
+    let agree_first = |fix: String| match &moved {
+        Some((path, _)) => format!(
+            "make '{path}' say '{ours}' as opendkim.conf does (dkim-setup wizard does), or {fix}"
+        ),
+        None => fix,
+    };
     let mut agree = true;
     for (path, other, overrides) in others {
         if validate::socket(&other).is_ok_and(|s| s == *socket) {
@@ -783,10 +813,11 @@ fn check_socket(
         for list in ["smtpd_milters", "non_smtpd_milters"] {
             report.skip(&format!("socket.{list}"), &main_path, "no main.cf");
         }
-        return Ok(());
+        return Ok(effective);
     };
     let queue =
         main_cf::get(&main, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
+    let socket = &effective;
     let want = socket.postfix(&queue);
     for list in ["smtpd_milters", "non_smtpd_milters"] {
         let entries = main_cf::effective_milters(&main, list);
@@ -813,7 +844,7 @@ fn check_socket(
                         entries.join(", ")
                     }
                 ),
-                &format!("add {want} to {list}"),
+                &agree_first(format!("add {want} to {list}")),
             );
         }
     }
@@ -831,10 +862,10 @@ fn check_socket(
                     "Postfix's smtpd runs chrooted in {queue}, \
                 where {path} does not exist"
                 ),
-                &format!(
+                &agree_first(format!(
                     "move the socket under {queue}/, e.g. \
                 local:{queue}/opendkim/opendkim.sock"
-                ),
+                )),
             );
         } else {
             report.pass(
@@ -844,7 +875,7 @@ fn check_socket(
             );
         }
     }
-    Ok(())
+    Ok(effective.clone())
 }
 
 fn shell_socket(text: &str) -> Option<String> {

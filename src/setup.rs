@@ -939,8 +939,9 @@ impl Planner<'_> {
                 if bits != 0 && bits != self.answers.bits {
                     self.notes.push(format!(
                         "the existing key '{path}' has {bits} bits and is kept (keys are never \
-                         overwritten); {} bits apply to new keys only",
-                        self.answers.bits
+                         overwritten); {} bits apply to new keys only: 'dkim-setup rotate \
+                         --domain {domain} --bits {}' replaces it without a signing gap",
+                        self.answers.bits, self.answers.bits
                     ));
                 }
                 self.steps.push(Step::Key {

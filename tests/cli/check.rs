@@ -9,6 +9,7 @@
 use crate::common::*;
 use crate::dns_server::{Zone, serve};
 use serde_json::Value;
+use std::fs;
 use std::net::SocketAddr;
 
 const NAME: &str = "key._domainkey.example.test";
@@ -718,13 +719,30 @@ fn check_key_not_pem_fails() {
     h.tree.chown(KEY, OPENDKIM_IDS.0, OPENDKIM_IDS.1);
     let (out, doc) = h.check();
     out.assert_code(1);
-    assert_check(
+    let c = assert_check(
         &doc,
         "key.example.test",
         "fail",
         "is not an RSA private key in PEM",
     );
     assert_problems(&doc, &[("key.example.test", "fail")]);
+
+    // The fix works as written: move the key aside, run the wizard, and
+    // a new key passes.
+    let fix = c["fix"].as_str().unwrap();
+    let broken = format!("/{KEY}.broken");
+    assert!(fix.contains(&format!("mv '/{KEY}' '{broken}'")), "{fix}");
+    assert!(
+        fix.contains("dkim-setup wizard --domain example.test"),
+        "{fix}"
+    );
+    fs::rename(h.tree.path(KEY), h.tree.path(&broken[1..])).unwrap();
+    h.tree.setup_example();
+    let (out, doc) = h.check_at(h.right(), &[]);
+    assert_check(&doc, "key.example.test", "pass", "2048-bit RSA key");
+    // (DNS still serves the old key: that record must be published anew.)
+    assert_problems(&doc, &[("dns.example.test", "fail")]);
+    out.assert_code(1);
 }
 
 /// Break the key's owner and mode; the one complaint is key.example.test.
@@ -832,6 +850,31 @@ fn b07_check_default_file_socket_differing_warns() {
 }
 
 #[test]
+fn under_systemd_the_default_file_socket_wins_and_postfix_is_checked_against_it() {
+    // The conf moved to 8892 by hand; /etc/default/opendkim still says
+    // 8891, and under systemd its generated drop-in makes opendkim listen
+    // there: that disagreement is the failure, and Postfix, pointed at
+    // 8891, is right.
+    let h = healthy();
+    h.tree.mkdir("run/systemd/system", 0o755, 0, 0);
+    h.tree
+        .edit(CONF, "inet:8891@127.0.0.1", "inet:8892@127.0.0.1");
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    let c = assert_check(&doc, "socket.agree", "fail", "it overrides the conf");
+    assert_eq!(c["subject"], "/etc/default/opendkim");
+    assert_check(&doc, "socket.smtpd_milters", "pass", "inet:127.0.0.1:8891");
+    assert_problems(&doc, &[("socket.agree", "fail")]);
+
+    // Without systemd the init script lets the conf's Socket win: Postfix
+    // must follow the conf.
+    fs::remove_dir(h.tree.path("run/systemd/system")).unwrap();
+    let (_, doc) = h.check();
+    assert_check(&doc, "socket.agree", "warn", "/etc/default/opendkim");
+    assert_check(&doc, "socket.smtpd_milters", "fail", "inet:127.0.0.1:8892");
+}
+
+#[test]
 fn b07_check_systemd_drop_in_socket_differing_fails() {
     let h = healthy();
     h.tree.write(
@@ -852,7 +895,19 @@ fn b07_check_systemd_drop_in_socket_differing_fails() {
             .unwrap()
             .contains("local:/run/opendkim/opendkim.sock")
     );
-    assert_problems(&doc, &[("socket.agree", "fail")]);
+    // opendkim listens where the drop-in says, so Postfix misses it; the
+    // fix is first to make the drop-in agree.
+    let m = assert_check(&doc, "socket.smtpd_milters", "fail", "does not reach");
+    assert!(m["fix"].as_str().unwrap().starts_with("make '/"), "{m}");
+    assert_problems(
+        &doc,
+        &[
+            ("socket.agree", "fail"),
+            ("socket.chroot", "fail"),
+            ("socket.non_smtpd_milters", "fail"),
+            ("socket.smtpd_milters", "fail"),
+        ],
+    );
 }
 
 const DROP_INS: &str = "etc/systemd/system/opendkim.service.d";
@@ -892,7 +947,15 @@ fn check_any_etc_drop_in_socket_differing_fails_naming_it() {
         "/etc/systemd/system/opendkim.service.d/10-socket.conf"
     );
     assert_has_fix(c);
-    assert_problems(&doc, &[("socket.agree", "fail")]);
+    assert_problems(
+        &doc,
+        &[
+            ("socket.agree", "fail"),
+            ("socket.chroot", "fail"),
+            ("socket.non_smtpd_milters", "fail"),
+            ("socket.smtpd_milters", "fail"),
+        ],
+    );
 }
 
 #[test]
@@ -909,7 +972,14 @@ fn check_run_drop_in_socket_differing_fails_naming_it() {
         c["subject"],
         "/run/systemd/system/opendkim.service.d/socket.conf"
     );
-    assert_problems(&doc, &[("socket.agree", "fail")]);
+    assert_problems(
+        &doc,
+        &[
+            ("socket.agree", "fail"),
+            ("socket.non_smtpd_milters", "fail"),
+            ("socket.smtpd_milters", "fail"),
+        ],
+    );
 }
 
 #[test]
@@ -945,7 +1015,14 @@ fn check_last_drop_in_by_name_decides_the_socket() {
         c["subject"],
         "/run/systemd/system/opendkim.service.d/zz-socket.conf"
     );
-    assert_problems(&doc, &[("socket.agree", "fail")]);
+    assert_problems(
+        &doc,
+        &[
+            ("socket.agree", "fail"),
+            ("socket.non_smtpd_milters", "fail"),
+            ("socket.smtpd_milters", "fail"),
+        ],
+    );
 
     // One in /etc hides one of the same name in /run.
     h.tree.write(
