@@ -13,6 +13,10 @@
 //! what fix field cases B01/B02 (`SigningTable refile:`, a bare `KeyTable`).
 //! A line that already holds the wanted value is left alone, so a second run
 //! returns the same bytes.
+//!
+//! Before those lines go, [`single_key`] reads the signing they did: without
+//! a KeyTable, opendkim signs the domains of `Domain` with the key of
+//! `KeyFile` under `Selector`, and the setup carries that into the tables.
 
 /// The comment line that heads the block of keys we had to append.
 pub const ADDED_MARKER: &str = "# Added by dkim-setup";
@@ -32,6 +36,99 @@ pub fn get_all(text: &str, key: &str) -> Vec<String> {
         .filter(|line| line.key.eq_ignore_ascii_case(key))
         .map(|line| line.value.trim().to_string())
         .collect()
+}
+
+/// The signing of a single-key setup: the key of `KeyFile`, under
+/// `Selector`, for every domain of `Domain` (lower-cased, each once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleKey {
+    pub key_file: String,
+    pub selector: String,
+    pub domains: Vec<String>,
+}
+
+/// Why a single-key setup cannot be carried into the tables as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCarried {
+    /// The active lines concerned, each as `Key value`.
+    pub lines: Vec<String>,
+    pub why: String,
+}
+
+/// The single-key signing `text` configures, if opendkim uses it.
+///
+/// opendkim ignores `KeyFile`, `Selector` and `Domain` beside a `KeyTable`,
+/// and signs nothing without `Domain` (RHEL's packaged file has only
+/// `KeyFile` and `Selector`): both give `Ok(None)`. `Domain` must be a
+/// literal list of domains separated by commas or blanks; a data set (a
+/// path, `file:`, `refile:`, `csl:`, ...), a missing `KeyFile` or
+/// `Selector`, or a value the tables cannot hold is refused, not guessed.
+pub fn single_key(text: &str) -> Result<Option<SingleKey>, NotCarried> {
+    if get(text, "KeyTable").is_some() {
+        return Ok(None);
+    }
+    let Some(domain) = get(text, "Domain") else {
+        return Ok(None);
+    };
+    let key_file = get(text, "KeyFile").filter(|v| !v.is_empty());
+    let selector = get(text, "Selector").filter(|v| !v.is_empty());
+    let lines: Vec<String> = [
+        ("KeyFile", &key_file),
+        ("Selector", &selector),
+        ("Domain", &Some(domain.clone())),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key} {v}")))
+    .collect();
+    let refuse = |why: String| NotCarried {
+        lines: lines.clone(),
+        why,
+    };
+    let (Some(key_file), Some(selector)) = (&key_file, &selector) else {
+        let missing: Vec<&str> = [("KeyFile", &key_file), ("Selector", &selector)]
+            .into_iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key)
+            .collect();
+        return Err(refuse(format!(
+            "'Domain' needs 'KeyFile' and 'Selector' to sign, and '{}' is missing",
+            missing.join("' and '")
+        )));
+    };
+    let items: Vec<&str> = domain
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if domain.contains(':') || items.iter().any(|s| s.starts_with('/')) {
+        return Err(refuse(format!(
+            "'Domain {domain}' is a data set, not a list of domains"
+        )));
+    }
+    if items.is_empty() {
+        return Err(refuse("'Domain' names no domain".to_string()));
+    }
+    let mut domains: Vec<String> = Vec::new();
+    for item in items {
+        let valid = crate::validate::domain(&item.to_lowercase())
+            .map_err(|e| refuse(format!("{e:#}")))?;
+        if !domains.contains(&valid) {
+            domains.push(valid);
+        }
+    }
+    let selector = crate::validate::selector(selector).map_err(|e| refuse(format!("{e:#}")))?;
+    for domain in &domains {
+        crate::validate::record_name(&selector, domain).map_err(|e| refuse(format!("{e:#}")))?;
+    }
+    if !key_file.starts_with('/') || key_file.contains(|c: char| c.is_whitespace() || c == ':') {
+        return Err(refuse(format!(
+            "'KeyFile {key_file}' is not an absolute path a KeyTable can name"
+        )));
+    }
+    Ok(Some(SingleKey {
+        key_file: key_file.clone(),
+        selector,
+        domains,
+    }))
 }
 
 /// Sets each owned key to its value and comments out the keys in `comment_out`.
