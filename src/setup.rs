@@ -490,7 +490,10 @@ impl Planner<'_> {
         ];
         let key = &single.key_file;
         match self.root().read_opt(key)? {
-            None => Err(refuse(&lines, format!("the key file '{key}' does not exist"))),
+            None => Err(refuse(
+                &lines,
+                format!("the key file '{key}' does not exist"),
+            )),
             Some(pem) => match crate::keys::parse_private(&pem) {
                 Ok(_) => Ok(Some(single)),
                 Err(e) => Err(refuse(

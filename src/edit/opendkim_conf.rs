@@ -109,8 +109,8 @@ pub fn single_key(text: &str) -> Result<Option<SingleKey>, NotCarried> {
     }
     let mut domains: Vec<String> = Vec::new();
     for item in items {
-        let valid = crate::validate::domain(&item.to_lowercase())
-            .map_err(|e| refuse(format!("{e:#}")))?;
+        let valid =
+            crate::validate::domain(&item.to_lowercase()).map_err(|e| refuse(format!("{e:#}")))?;
         if !domains.contains(&valid) {
             domains.push(valid);
         }
@@ -609,5 +609,78 @@ mod tests {
             vec!["a".to_string(), "c".to_string()]
         );
         assert_eq!(get(text, "Mode"), None);
+    }
+
+    fn single(text: &str) -> Option<SingleKey> {
+        single_key(text).expect("carried")
+    }
+
+    #[test]
+    fn single_key_reads_a_literal_domain_list() {
+        let text = "Domain\tOther.org, b.example  c.example,other.org\nSelector Mail\n\
+                    KeyFile\t/etc/dkimkeys/mail.private\n";
+        assert_eq!(
+            single(text),
+            Some(SingleKey {
+                key_file: "/etc/dkimkeys/mail.private".to_string(),
+                selector: "mail".to_string(),
+                domains: vec!["other.org".into(), "b.example".into(), "c.example".into()],
+            })
+        );
+        // The last active line is the one opendkim uses; comments do not count.
+        let text =
+            "Domain a.example\nDomain b.example\n#Domain c.example\nSelector s\nKeyFile /k\n";
+        assert_eq!(single(text).unwrap().domains, vec!["b.example"]);
+    }
+
+    #[test]
+    fn single_key_is_nothing_without_domain_or_beside_a_key_table() {
+        // RHEL's packaged file: KeyFile and Selector sign nothing without Domain.
+        assert_eq!(single(RHEL), None);
+        assert_eq!(single(DEBIAN), None);
+        assert_eq!(single("KeyFile /k\nSelector s\n"), None);
+        // opendkim ignores the three beside a KeyTable.
+        assert_eq!(
+            single("KeyTable /etc/opendkim/KeyTable\nDomain a.example\n"),
+            None
+        );
+        // Once commented out (a second run), there is nothing left to carry.
+        let out = run("Domain a.example\nSelector s\nKeyFile /k\n");
+        assert_eq!(single(&out), None);
+    }
+
+    #[test]
+    fn single_key_refuses_what_it_would_have_to_guess() {
+        let refused = |text: &str| single_key(text).expect_err(text);
+        for domain in [
+            "/etc/opendkim/domains",
+            "file:/etc/opendkim/domains",
+            "refile:/etc/opendkim/domains",
+            "csl:a.example,b.example",
+            "a.example, /etc/more",
+        ] {
+            let e = refused(&format!("Domain {domain}\nSelector s\nKeyFile /k\n"));
+            assert!(e.why.contains("data set"), "{domain}: {e:?}");
+            assert_eq!(
+                e.lines,
+                vec!["KeyFile /k", "Selector s", &format!("Domain {domain}")]
+            );
+        }
+        let e = refused("Domain a.example\nKeyFile /k\n");
+        assert_eq!(e.lines, vec!["KeyFile /k", "Domain a.example"]);
+        assert!(e.why.contains("'Selector' is missing"), "{e:?}");
+        let e = refused("Domain a.example\n");
+        assert!(
+            e.why.contains("'KeyFile' and 'Selector' is missing"),
+            "{e:?}"
+        );
+        let e = refused("Domain\nSelector s\nKeyFile /k\n");
+        assert!(e.why.contains("names no domain"), "{e:?}");
+        let e = refused("Domain localhost\nSelector s\nKeyFile /k\n");
+        assert!(e.why.contains("invalid domain 'localhost'"), "{e:?}");
+        let e = refused("Domain a.example\nSelector s\nKeyFile keys/k\n");
+        assert!(e.why.contains("'KeyFile keys/k'"), "{e:?}");
+        let e = refused("Domain a.example\nSelector s.\nKeyFile /k\n");
+        assert!(e.why.contains("invalid selector"), "{e:?}");
     }
 }

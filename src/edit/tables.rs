@@ -718,4 +718,40 @@ mod tests {
         );
         assert_eq!(remove_key_entries(&once, &names).unwrap().text, once);
     }
+
+    #[test]
+    fn a_single_key_setup_is_carried_unless_the_run_or_the_tables_have_its_domain() {
+        let keys = parse_key_table("key._domainkey.kept.example kept.example:key:/k\n").unwrap();
+        let signing = parse_signing_table("*@signed.example other._domainkey.x\n").unwrap();
+        let domains: Vec<String> = [
+            "new.example",
+            "run.example",
+            "kept.example",
+            "signed.example",
+        ]
+        .map(String::from)
+        .to_vec();
+        let carry = carry_single_key(
+            &domains,
+            "mail",
+            "/etc/dkimkeys/mail.private",
+            &["RUN.example".to_string()],
+            &keys,
+            &signing,
+        );
+        assert_eq!(carry.carried, vec!["new.example"]);
+        assert_eq!(carry.run_wins, vec!["run.example"]);
+        assert_eq!(carry.tables_win, vec!["kept.example", "signed.example"]);
+        let lines: Vec<String> = carry.keys.iter().map(KeyEntry::line).collect();
+        assert_eq!(
+            lines,
+            vec!["mail._domainkey.new.example new.example:mail:/etc/dkimkeys/mail.private"]
+        );
+        let lines: Vec<String> = carry.signing.iter().map(SigningEntry::line).collect();
+        assert_eq!(lines, vec!["*@new.example mail._domainkey.new.example"]);
+
+        // Merged twice, the tables stay as they are.
+        let once = merge_key_table("", &carry.keys).unwrap().text;
+        assert_eq!(merge_key_table(&once, &carry.keys).unwrap().text, once);
+    }
 }
