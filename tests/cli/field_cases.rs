@@ -932,3 +932,27 @@ fn single_key_domain_of_the_run_takes_the_runs_answer() {
     );
     assert_eq!(tree.read_bytes(SINGLE_KEY), key);
 }
+
+#[test]
+fn single_key_file_goes_through_the_key_safety_rules() {
+    // A looser carried key is fixed like any other key, its bytes kept.
+    let tree = Tree::debian12();
+    let key = tree.with_single_key("other.org");
+    tree.chmod(SINGLE_KEY, 0o644);
+    let out = tree.wizard(&["-d", "example.com"]);
+    out.assert_ok().assert_stderr_has(
+        "the key '/etc/dkimkeys/mail.private' is fixed to opendkim:opendkim 0600",
+    );
+    assert_eq!(tree.stat(SINGLE_KEY), (0o600, OPENDKIM.0, OPENDKIM.1));
+    assert_eq!(tree.read_bytes(SINGLE_KEY), key);
+
+    // A directory others can write to is refused, nothing written.
+    let tree = Tree::debian12();
+    tree.with_single_key("other.org");
+    tree.chmod("etc/dkimkeys", 0o777);
+    let before = tree.snapshot();
+    tree.wizard(&["-d", "example.com"])
+        .assert_failed()
+        .assert_stderr_has("'/etc/dkimkeys'");
+    assert_same_tree(&before, &tree.snapshot());
+}
