@@ -231,6 +231,9 @@ struct ConfPlan {
     signing_table: String,
     trusted_hosts: String,
     inline_internal: Vec<String>,
+    /// The single-key signing (`KeyFile`, `Selector`, `Domain`) the run
+    /// comments out, to be carried into the tables.
+    single_key: Option<opendkim_conf::SingleKey>,
 }
 
 struct PostfixPlan {
@@ -310,6 +313,8 @@ impl Planner<'_> {
                 self.options_file().unwrap_or_default()
             );
         }
+
+        let single_key = self.single_key(path, &base)?;
 
         let table = |key: &str, default: &str| {
             opendkim_conf::get(&base, key)
@@ -451,7 +456,97 @@ impl Planner<'_> {
             signing_table,
             trusted_hosts,
             inline_internal,
+            single_key,
         })
+    }
+
+    /// The single-key signing of opendkim.conf's `KeyFile`, `Selector` and
+    /// `Domain`, which the run comments out; refused (exit 2, nothing
+    /// written) when it cannot be carried into the tables as it stands.
+    /// Its key stays where it is and must be a usable private key.
+    fn single_key(&self, path: &str, conf: &str) -> Result<Option<opendkim_conf::SingleKey>> {
+        let refuse = |lines: &[String], why: String| {
+            bad_hint(
+                format!(
+                    "cannot carry the single-key signing of '{path}' ('{}') into the KeyTable \
+                     and SigningTable: {why}",
+                    lines.join("', '")
+                ),
+                format!(
+                    "move these lines into a KeyTable and SigningTable by hand, or remove them \
+                     from {path}, then run dkim-setup again; nothing was changed"
+                ),
+            )
+        };
+        let single = match opendkim_conf::single_key(conf) {
+            Ok(Some(single)) => single,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(refuse(&e.lines, e.why)),
+        };
+        let lines = [
+            format!("KeyFile {}", single.key_file),
+            format!("Selector {}", single.selector),
+            format!("Domain {}", single.domains.join(", ")),
+        ];
+        let key = &single.key_file;
+        match self.root().read_opt(key)? {
+            None => Err(refuse(
+                &lines,
+                format!("the key file '{key}' does not exist"),
+            )),
+            Some(pem) => match crate::keys::parse_private(&pem) {
+                Ok(_) => Ok(Some(single)),
+                Err(e) => Err(refuse(
+                    &lines,
+                    format!("the key file '{key}' is not a usable private key ({e:#})"),
+                )),
+            },
+        }
+    }
+
+    /// Keeps the domains of a single-key setup signed once its lines are
+    /// commented out: their entries join the run's, with their key where it
+    /// is; the run's own domains and the tables' entries win.
+    fn carry_single_key(
+        &mut self,
+        single: &opendkim_conf::SingleKey,
+        existing: (&[tables::KeyEntry], &[tables::SigningEntry]),
+        entries: (&mut Vec<tables::KeyEntry>, &mut Vec<tables::SigningEntry>),
+    ) {
+        let path = self.profile.opendkim_conf;
+        let carry = tables::carry_single_key(
+            &single.domains,
+            &single.selector,
+            &single.key_file,
+            &self.answers.domains,
+            existing.0,
+            existing.1,
+        );
+        let signed_with = format!(
+            "the key '{}' (selector '{}')",
+            single.key_file, single.selector
+        );
+        if !carry.carried.is_empty() {
+            self.notes.push(format!(
+                "{path}: the single-key signing of {} with {signed_with} is carried into the \
+                 KeyTable and SigningTable; the key stays where it is",
+                carry.carried.join(", ")
+            ));
+        }
+        for domain in &carry.run_wins {
+            self.notes.push(format!(
+                "{path}: 'Domain' signed {domain} with {signed_with}; this run's answer for \
+                 {domain} takes its place in the tables (publish its DNS record)"
+            ));
+        }
+        for domain in &carry.tables_win {
+            self.notes.push(format!(
+                "{path}: 'Domain' signed {domain} with {signed_with}; the tables' entry for \
+                 {domain} is kept instead"
+            ));
+        }
+        entries.0.extend(carry.keys);
+        entries.1.extend(carry.signing);
     }
 
     /// A unix socket's directory must exist and belong to opendkim (P7),
@@ -656,6 +751,14 @@ impl Planner<'_> {
                 pattern,
                 key_name: name,
             });
+        }
+
+        if let Some(single) = &conf.single_key {
+            self.carry_single_key(
+                single,
+                (&existing_keys, &existing_signing),
+                (&mut key_entries, &mut signing_entries),
+            );
         }
 
         let merged_keys = tables::merge_key_table(old_keys.as_deref().unwrap_or(""), &key_entries)

@@ -13,6 +13,10 @@
 //! what fix field cases B01/B02 (`SigningTable refile:`, a bare `KeyTable`).
 //! A line that already holds the wanted value is left alone, so a second run
 //! returns the same bytes.
+//!
+//! Before those lines go, [`single_key`] reads the signing they did: without
+//! a KeyTable, opendkim signs the domains of `Domain` with the key of
+//! `KeyFile` under `Selector`, and the setup carries that into the tables.
 
 /// The comment line that heads the block of keys we had to append.
 pub const ADDED_MARKER: &str = "# Added by dkim-setup";
@@ -32,6 +36,99 @@ pub fn get_all(text: &str, key: &str) -> Vec<String> {
         .filter(|line| line.key.eq_ignore_ascii_case(key))
         .map(|line| line.value.trim().to_string())
         .collect()
+}
+
+/// The signing of a single-key setup: the key of `KeyFile`, under
+/// `Selector`, for every domain of `Domain` (lower-cased, each once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleKey {
+    pub key_file: String,
+    pub selector: String,
+    pub domains: Vec<String>,
+}
+
+/// Why a single-key setup cannot be carried into the tables as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCarried {
+    /// The active lines concerned, each as `Key value`.
+    pub lines: Vec<String>,
+    pub why: String,
+}
+
+/// The single-key signing `text` configures, if opendkim uses it.
+///
+/// opendkim ignores `KeyFile`, `Selector` and `Domain` beside a `KeyTable`,
+/// and signs nothing without `Domain` (RHEL's packaged file has only
+/// `KeyFile` and `Selector`): both give `Ok(None)`. `Domain` must be a
+/// literal list of domains separated by commas or blanks; a data set (a
+/// path, `file:`, `refile:`, `csl:`, ...), a missing `KeyFile` or
+/// `Selector`, or a value the tables cannot hold is refused, not guessed.
+pub fn single_key(text: &str) -> Result<Option<SingleKey>, NotCarried> {
+    if get(text, "KeyTable").is_some() {
+        return Ok(None);
+    }
+    let Some(domain) = get(text, "Domain") else {
+        return Ok(None);
+    };
+    let key_file = get(text, "KeyFile").filter(|v| !v.is_empty());
+    let selector = get(text, "Selector").filter(|v| !v.is_empty());
+    let lines: Vec<String> = [
+        ("KeyFile", &key_file),
+        ("Selector", &selector),
+        ("Domain", &Some(domain.clone())),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key} {v}")))
+    .collect();
+    let refuse = |why: String| NotCarried {
+        lines: lines.clone(),
+        why,
+    };
+    let (Some(key_file), Some(selector)) = (&key_file, &selector) else {
+        let missing: Vec<&str> = [("KeyFile", &key_file), ("Selector", &selector)]
+            .into_iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key)
+            .collect();
+        return Err(refuse(format!(
+            "'Domain' needs 'KeyFile' and 'Selector' to sign, and '{}' is missing",
+            missing.join("' and '")
+        )));
+    };
+    let items: Vec<&str> = domain
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if domain.contains(':') || items.iter().any(|s| s.starts_with('/')) {
+        return Err(refuse(format!(
+            "'Domain {domain}' is a data set, not a list of domains"
+        )));
+    }
+    if items.is_empty() {
+        return Err(refuse("'Domain' names no domain".to_string()));
+    }
+    let mut domains: Vec<String> = Vec::new();
+    for item in items {
+        let valid =
+            crate::validate::domain(&item.to_lowercase()).map_err(|e| refuse(format!("{e:#}")))?;
+        if !domains.contains(&valid) {
+            domains.push(valid);
+        }
+    }
+    let selector = crate::validate::selector(selector).map_err(|e| refuse(format!("{e:#}")))?;
+    for domain in &domains {
+        crate::validate::record_name(&selector, domain).map_err(|e| refuse(format!("{e:#}")))?;
+    }
+    if !key_file.starts_with('/') || key_file.contains(|c: char| c.is_whitespace() || c == ':') {
+        return Err(refuse(format!(
+            "'KeyFile {key_file}' is not an absolute path a KeyTable can name"
+        )));
+    }
+    Ok(Some(SingleKey {
+        key_file: key_file.clone(),
+        selector,
+        domains,
+    }))
 }
 
 /// Sets each owned key to its value and comments out the keys in `comment_out`.
@@ -512,5 +609,78 @@ mod tests {
             vec!["a".to_string(), "c".to_string()]
         );
         assert_eq!(get(text, "Mode"), None);
+    }
+
+    fn single(text: &str) -> Option<SingleKey> {
+        single_key(text).expect("carried")
+    }
+
+    #[test]
+    fn single_key_reads_a_literal_domain_list() {
+        let text = "Domain\tOther.org, b.example  c.example,other.org\nSelector Mail\n\
+                    KeyFile\t/etc/dkimkeys/mail.private\n";
+        assert_eq!(
+            single(text),
+            Some(SingleKey {
+                key_file: "/etc/dkimkeys/mail.private".to_string(),
+                selector: "mail".to_string(),
+                domains: vec!["other.org".into(), "b.example".into(), "c.example".into()],
+            })
+        );
+        // The last active line is the one opendkim uses; comments do not count.
+        let text =
+            "Domain a.example\nDomain b.example\n#Domain c.example\nSelector s\nKeyFile /k\n";
+        assert_eq!(single(text).unwrap().domains, vec!["b.example"]);
+    }
+
+    #[test]
+    fn single_key_is_nothing_without_domain_or_beside_a_key_table() {
+        // RHEL's packaged file: KeyFile and Selector sign nothing without Domain.
+        assert_eq!(single(RHEL), None);
+        assert_eq!(single(DEBIAN), None);
+        assert_eq!(single("KeyFile /k\nSelector s\n"), None);
+        // opendkim ignores the three beside a KeyTable.
+        assert_eq!(
+            single("KeyTable /etc/opendkim/KeyTable\nDomain a.example\n"),
+            None
+        );
+        // Once commented out (a second run), there is nothing left to carry.
+        let out = run("Domain a.example\nSelector s\nKeyFile /k\n");
+        assert_eq!(single(&out), None);
+    }
+
+    #[test]
+    fn single_key_refuses_what_it_would_have_to_guess() {
+        let refused = |text: &str| single_key(text).expect_err(text);
+        for domain in [
+            "/etc/opendkim/domains",
+            "file:/etc/opendkim/domains",
+            "refile:/etc/opendkim/domains",
+            "csl:a.example,b.example",
+            "a.example, /etc/more",
+        ] {
+            let e = refused(&format!("Domain {domain}\nSelector s\nKeyFile /k\n"));
+            assert!(e.why.contains("data set"), "{domain}: {e:?}");
+            assert_eq!(
+                e.lines,
+                vec!["KeyFile /k", "Selector s", &format!("Domain {domain}")]
+            );
+        }
+        let e = refused("Domain a.example\nKeyFile /k\n");
+        assert_eq!(e.lines, vec!["KeyFile /k", "Domain a.example"]);
+        assert!(e.why.contains("'Selector' is missing"), "{e:?}");
+        let e = refused("Domain a.example\n");
+        assert!(
+            e.why.contains("'KeyFile' and 'Selector' is missing"),
+            "{e:?}"
+        );
+        let e = refused("Domain\nSelector s\nKeyFile /k\n");
+        assert!(e.why.contains("names no domain"), "{e:?}");
+        let e = refused("Domain localhost\nSelector s\nKeyFile /k\n");
+        assert!(e.why.contains("invalid domain 'localhost'"), "{e:?}");
+        let e = refused("Domain a.example\nSelector s\nKeyFile keys/k\n");
+        assert!(e.why.contains("'KeyFile keys/k'"), "{e:?}");
+        let e = refused("Domain a.example\nSelector s.\nKeyFile /k\n");
+        assert!(e.why.contains("invalid selector"), "{e:?}");
     }
 }

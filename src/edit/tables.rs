@@ -9,6 +9,10 @@
 //! reported (field case B03). A line opendkim would choke on (a SigningTable
 //! line without key name, a KeyTable value that is not `domain:selector:path`)
 //! is refused with its line number instead of being carried forward.
+//!
+//! [`carry_single_key`] decides which entries keep the domains of a
+//! single-key setup (`KeyFile`, `Selector`, `Domain` in opendkim.conf) signed
+//! once those lines are commented out.
 
 use std::fmt;
 
@@ -107,6 +111,64 @@ pub fn orphan_signing_entries(signing: &[SigningEntry], keys: &[KeyEntry]) -> Ve
         }
     }
     orphans
+}
+
+/// The entries that carry a single-key setup into the tables, and why the
+/// domains left out are left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    pub keys: Vec<KeyEntry>,
+    pub signing: Vec<SigningEntry>,
+    /// The domains that get entries, in order.
+    pub carried: Vec<String>,
+    /// Domains the run configures itself: its answer wins.
+    pub run_wins: Vec<String>,
+    /// Domains the tables have an entry for already: that entry wins.
+    pub tables_win: Vec<String>,
+}
+
+/// For each of `domains` (signed with `key_file` under `selector`), the
+/// KeyTable entry `SEL._domainkey.D D:SEL:KEYFILE` and the SigningTable entry
+/// `*@D SEL._domainkey.D`, unless D is one of `run_domains` or the existing
+/// tables (`keys`, `signing`) have an entry for D already.
+pub fn carry_single_key(
+    domains: &[String],
+    selector: &str,
+    key_file: &str,
+    run_domains: &[String],
+    keys: &[KeyEntry],
+    signing: &[SigningEntry],
+) -> Carried {
+    let mut out = Carried::default();
+    for domain in domains {
+        let same = |d: &str| d.eq_ignore_ascii_case(domain);
+        if run_domains.iter().any(|d| same(d)) {
+            out.run_wins.push(domain.clone());
+            continue;
+        }
+        let in_tables = keys.iter().any(|k| same(&k.domain))
+            || signing.iter().any(|e| {
+                let pattern = e.pattern.as_str();
+                same(pattern.rsplit_once('@').map_or(pattern, |(_, d)| d))
+            });
+        if in_tables {
+            out.tables_win.push(domain.clone());
+            continue;
+        }
+        let name = format!("{selector}._domainkey.{domain}");
+        out.keys.push(KeyEntry {
+            name: name.clone(),
+            domain: domain.clone(),
+            selector: selector.to_string(),
+            key_path: key_file.to_string(),
+        });
+        out.signing.push(SigningEntry {
+            pattern: format!("*@{domain}"),
+            key_name: name,
+        });
+        out.carried.push(domain.clone());
+    }
+    out
 }
 
 /// Merges `entries` into an existing KeyTable (see the module notes).
@@ -655,5 +717,41 @@ mod tests {
              key._domainkey.b.test b.test:key:/k/b/key.private\n"
         );
         assert_eq!(remove_key_entries(&once, &names).unwrap().text, once);
+    }
+
+    #[test]
+    fn a_single_key_setup_is_carried_unless_the_run_or_the_tables_have_its_domain() {
+        let keys = parse_key_table("key._domainkey.kept.example kept.example:key:/k\n").unwrap();
+        let signing = parse_signing_table("*@signed.example other._domainkey.x\n").unwrap();
+        let domains: Vec<String> = [
+            "new.example",
+            "run.example",
+            "kept.example",
+            "signed.example",
+        ]
+        .map(String::from)
+        .to_vec();
+        let carry = carry_single_key(
+            &domains,
+            "mail",
+            "/etc/dkimkeys/mail.private",
+            &["RUN.example".to_string()],
+            &keys,
+            &signing,
+        );
+        assert_eq!(carry.carried, vec!["new.example"]);
+        assert_eq!(carry.run_wins, vec!["run.example"]);
+        assert_eq!(carry.tables_win, vec!["kept.example", "signed.example"]);
+        let lines: Vec<String> = carry.keys.iter().map(KeyEntry::line).collect();
+        assert_eq!(
+            lines,
+            vec!["mail._domainkey.new.example new.example:mail:/etc/dkimkeys/mail.private"]
+        );
+        let lines: Vec<String> = carry.signing.iter().map(SigningEntry::line).collect();
+        assert_eq!(lines, vec!["*@new.example mail._domainkey.new.example"]);
+
+        // Merged twice, the tables stay as they are.
+        let once = merge_key_table("", &carry.keys).unwrap().text;
+        assert_eq!(merge_key_table(&once, &carry.keys).unwrap().text, once);
     }
 }

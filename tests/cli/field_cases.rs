@@ -811,3 +811,148 @@ fn b14_record_starts_with_the_spki_prefix() {
         "PKCS#1, not SPKI"
     );
 }
+
+// A hand-made single-key setup (`KeyFile`, `Selector`, `Domain` without a
+// KeyTable): commenting its lines out must not stop signing its domains.
+
+const SINGLE_KEY: &str = "etc/dkimkeys/mail.private";
+
+#[test]
+fn single_key_setup_is_carried_into_the_tables() {
+    let tree = Tree::debian12();
+    let key = tree.with_single_key("other.org");
+    let out = tree.wizard(&["-d", "example.com", "--json"]);
+    out.assert_ok();
+
+    let conf = tree.read(CONF);
+    for key in ["KeyFile", "Selector", "Domain"] {
+        assert!(active_values(&conf, key).is_empty(), "{key}:\n{conf}");
+    }
+    let keys = tree.read(KEY_TABLE);
+    assert!(
+        keys.lines()
+            .any(|l| l == "mail._domainkey.other.org other.org:mail:/etc/dkimkeys/mail.private"),
+        "{keys}"
+    );
+    let signing = tree.read(SIGNING_TABLE);
+    assert!(
+        signing
+            .lines()
+            .any(|l| l == "*@other.org mail._domainkey.other.org"),
+        "{signing}"
+    );
+    assert!(signing.contains("*@example.com "), "{signing}");
+    let notes = out.json()["notes"].to_string();
+    assert!(
+        notes.contains("single-key signing of other.org") && notes.contains("carried"),
+        "{notes}"
+    );
+    // The key is kept where it is, as it was.
+    assert_eq!(tree.read_bytes(SINGLE_KEY), key);
+    assert_eq!(tree.stat(SINGLE_KEY), (0o600, OPENDKIM.0, OPENDKIM.1));
+
+    // `dns` derives other.org's record from that key.
+    let dns = tree.run(&["dns"]);
+    dns.assert_ok();
+    let line = dns
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("mail._domainkey.other.org TXT "))
+        .unwrap_or_else(|| panic!("no record for other.org:\n{}", dns.stdout));
+    let pem = String::from_utf8(key).unwrap();
+    let record =
+        dkim_setup::keys::record_for(&dkim_setup::keys::parse_private(&pem).unwrap()).unwrap();
+    assert_eq!(p_value(line), p_value(&record));
+
+    // A second run changes nothing.
+    let before = tree.snapshot_without_backups();
+    tree.wizard(&["-d", "example.com"]).assert_ok();
+    assert_same_tree(&before, &tree.snapshot_without_backups());
+}
+
+#[test]
+fn single_key_setup_with_a_data_set_domain_is_refused() {
+    for domain in [
+        "/etc/opendkim/domains",
+        "refile:/etc/opendkim/domains",
+        "csl:other.org",
+    ] {
+        let tree = Tree::debian12();
+        tree.with_single_key(domain);
+        tree.write("etc/opendkim/domains", "other.org\n");
+        let before = tree.snapshot();
+        let out = tree.wizard(&["-d", "example.com"]);
+        out.assert_code(2)
+            .assert_stderr_has(&format!("'Domain {domain}'"))
+            .assert_stderr_has("KeyFile /etc/dkimkeys/mail.private")
+            .assert_stderr_has("data set")
+            .assert_stderr_has("hint: move these lines into a KeyTable and SigningTable by hand");
+        assert_same_tree(&before, &tree.snapshot());
+        assert!(tree.recorded().is_empty(), "ran: {:?}", tree.recorded());
+    }
+}
+
+#[test]
+fn single_key_setup_without_its_selector_is_refused() {
+    let tree = Tree::debian12();
+    tree.with_single_key("other.org");
+    tree.edit(CONF, "Selector\t\tmail\n", "");
+    let before = tree.snapshot();
+    let out = tree.wizard(&["-d", "example.com"]);
+    out.assert_code(2)
+        .assert_stderr_has("'Selector' is missing")
+        .assert_stderr_has("'Domain other.org'")
+        .assert_stderr_has("hint: ");
+    assert_same_tree(&before, &tree.snapshot());
+}
+
+#[test]
+fn single_key_domain_of_the_run_takes_the_runs_answer() {
+    let tree = Tree::debian12();
+    let key = tree.with_single_key("example.com, other.org");
+    let out = tree.wizard(&["-d", "example.com", "--json"]);
+    out.assert_ok();
+    let signing = tree.read(SIGNING_TABLE);
+    assert_eq!(
+        signing,
+        "*@example.com key._domainkey.example.com\n*@other.org mail._domainkey.other.org\n"
+    );
+    let keys = tree.read(KEY_TABLE);
+    assert!(!keys.contains("mail._domainkey.example.com"), "{keys}");
+    assert!(
+        keys.contains(
+            "key._domainkey.example.com example.com:key:/etc/opendkim/keys/example.com/key.private"
+        ),
+        "{keys}"
+    );
+    let notes = out.json()["notes"].to_string();
+    assert!(
+        notes.contains("this run's answer for example.com takes its place"),
+        "{notes}"
+    );
+    assert_eq!(tree.read_bytes(SINGLE_KEY), key);
+}
+
+#[test]
+fn single_key_file_goes_through_the_key_safety_rules() {
+    // A looser carried key is fixed like any other key, its bytes kept.
+    let tree = Tree::debian12();
+    let key = tree.with_single_key("other.org");
+    tree.chmod(SINGLE_KEY, 0o644);
+    let out = tree.wizard(&["-d", "example.com"]);
+    out.assert_ok().assert_stderr_has(
+        "the key '/etc/dkimkeys/mail.private' is fixed to opendkim:opendkim 0600",
+    );
+    assert_eq!(tree.stat(SINGLE_KEY), (0o600, OPENDKIM.0, OPENDKIM.1));
+    assert_eq!(tree.read_bytes(SINGLE_KEY), key);
+
+    // A directory others can write to is refused, nothing written.
+    let tree = Tree::debian12();
+    tree.with_single_key("other.org");
+    tree.chmod("etc/dkimkeys", 0o777);
+    let before = tree.snapshot();
+    tree.wizard(&["-d", "example.com"])
+        .assert_failed()
+        .assert_stderr_has("'/etc/dkimkeys'");
+    assert_same_tree(&before, &tree.snapshot());
+}

@@ -407,6 +407,7 @@ fn conflicting_keyfile_selector_and_domain_are_commented_out() {
         "#Domain\t\t\texample.com\n#Selector\t\t2020\n#KeyFile\t\t/etc/dkimkeys/example.private\n",
         "Domain\t\t\texample.com\nSelector\t\t2020\nKeyFile\t\t/etc/dkimkeys/example.private\n",
     );
+    tree.write_opendkim_key("etc/dkimkeys/example.private");
     tree.setup_example();
     let conf = tree.read("etc/opendkim.conf");
     for key in ["Domain", "Selector", "KeyFile"] {

@@ -290,6 +290,41 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// A valid RSA key (PKCS#8 PEM) at `rel`, 0600 and owned by opendkim,
+    /// in a directory 0700 owned by opendkim (Debian's `/etc/dkimkeys`);
+    /// returns its bytes.
+    pub fn write_opendkim_key(&self, rel: &str) -> Vec<u8> {
+        let (uid, gid) = OPENDKIM_IDS;
+        let dir = Path::new(rel)
+            .parent()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        self.mkdir(&dir, 0o700, uid, gid);
+        let key = dkim_setup::keys::generate(1024).expect("generate a key");
+        self.write_mode(rel, &key.pem, 0o600);
+        self.chown(rel, uid, gid);
+        self.read_bytes(rel)
+    }
+
+    /// A hand-made single-key setup: `Domain DOMAIN`, `Selector mail` and
+    /// `KeyFile /etc/dkimkeys/mail.private` appended to opendkim.conf, with a
+    /// valid key there; returns the key's bytes.
+    pub fn with_single_key(&self, domain: &str) -> Vec<u8> {
+        let conf = self.read("etc/opendkim.conf");
+        self.write(
+            "etc/opendkim.conf",
+            &format!(
+                "{conf}Domain\t\t\t{domain}\nSelector\t\tmail\n\
+                 KeyFile\t\t\t/etc/dkimkeys/mail.private\n"
+            ),
+        );
+        self.write_opendkim_key("etc/dkimkeys/mail.private")
+    }
+}
+
 /// Copy a directory tree, keeping modes (and owners, when running as root).
 pub fn copy_tree(from: &Path, to: &Path) {
     let meta = fs::symlink_metadata(from).unwrap();
