@@ -819,13 +819,21 @@ fn check_socket(
         main_cf::get(&main, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
     let socket = &effective;
     let want = socket.postfix(&queue);
+    let master = root
+        .read_opt(&format!("{}/master.cf", profile.postfix_dir))?
+        .unwrap_or_default();
+    let chrooted = setup::postfix_chrooted(&master);
+    let ours = main_cf::Ours::new(&want, main_cf::Paths::new(&queue, chrooted));
     for list in ["smtpd_milters", "non_smtpd_milters"] {
         let entries = main_cf::effective_milters(&main, list);
-        if entries.iter().any(|e| setup::same_milter(e, &want)) {
+        if let Some(found) = entries.iter().find(|e| ours.is(e)) {
             report.pass(
                 &format!("socket.{list}"),
                 &main_path,
-                format!("{list} reaches opendkim at {want}"),
+                match *found == want {
+                    true => format!("{list} reaches opendkim at {want}"),
+                    false => format!("{list} reaches opendkim at {want} (as {found})"),
+                },
             );
         } else {
             let path_of = if list == "smtpd_milters" {
@@ -849,12 +857,7 @@ fn check_socket(
         }
     }
     if let Socket::Local { path } = socket {
-        let master = root
-            .read_opt(&format!("{}/master.cf", profile.postfix_dir))?
-            .unwrap_or_default();
-        if setup::postfix_chrooted(&master)
-            && !path.starts_with(&format!("{}/", queue.trim_end_matches('/')))
-        {
+        if chrooted && !path.starts_with(&format!("{}/", queue.trim_end_matches('/'))) {
             report.fail(
                 "socket.chroot",
                 path,

@@ -1137,9 +1137,17 @@ impl Planner<'_> {
         };
         let queue_dir =
             main_cf::get(&old, "queue_directory").unwrap_or_else(|| "/var/spool/postfix".into());
-        let ours = self.answers.socket.postfix(&queue_dir);
+        let master = self
+            .root()
+            .read_opt(&format!("{}/master.cf", self.profile.postfix_dir))?
+            .unwrap_or_default();
+        let chrooted = postfix_chrooted(&master);
+        let ours = main_cf::Ours::new(
+            &self.answers.socket.postfix(&queue_dir),
+            main_cf::Paths::new(&queue_dir, chrooted),
+        );
         if let Socket::Local { path: sock } = &self.answers.socket {
-            self.check_chroot(sock, &queue_dir)?;
+            check_chroot(sock, &queue_dir, chrooted)?;
         }
 
         let mut new = old.clone();
@@ -1160,7 +1168,7 @@ impl Planner<'_> {
             .iter()
             .filter_map(|old| validate::socket(old).ok())
             .map(|old| old.postfix(&queue_dir))
-            .filter(|old| *old != ours)
+            .filter(|old| !ours.is(old))
             .collect();
         let (wired, notes) = wire_milters(&new, &ours, &stale);
         new = wired;
@@ -1188,29 +1196,6 @@ impl Planner<'_> {
             changed: changed || group_changed,
             text: new,
         })
-    }
-
-    /// A unix socket outside Postfix's chroot cannot be reached by chrooted
-    /// smtpd or cleanup (field case B08).
-    fn check_chroot(&self, sock: &str, queue_dir: &str) -> Result<()> {
-        let master = self
-            .root()
-            .read_opt(&format!("{}/master.cf", self.profile.postfix_dir))?
-            .unwrap_or_default();
-        let chrooted = postfix_chrooted(&master);
-        if chrooted && !sock.starts_with(&format!("{}/", queue_dir.trim_end_matches('/'))) {
-            return Err(bad_hint(
-                format!(
-                    "invalid socket 'local:{sock}': Postfix's smtpd runs chrooted in '{queue_dir}' \
-                     (master.cf), where '{sock}' does not exist"
-                ),
-                format!(
-                    "use local:{queue_dir}/opendkim/opendkim.sock, or the default \
-                     inet:8891@127.0.0.1"
-                ),
-            ));
-        }
-        Ok(())
     }
 
     /// Postfix must be in opendkim's group to reach a unix socket (P3, P7).
@@ -1515,7 +1500,12 @@ impl Planner<'_> {
 ///    references only, keeps the first and has each later one replaced by its
 ///    other entries ([`main_cf::reach_once`]).
 /// 4. A literal `ours` behind an OpenDMARC entry moves in front of it.
-pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<String>) {
+///
+/// An entry reaches opendkim when [`main_cf::Paths::same_milter`] says so. A
+/// unix path spelled another way (`unix:/opendkim/opendkim.sock` in the
+/// chroot) is the user's and stays; a loopback TCP name other than ours
+/// (`inet:localhost:8891`) is respelled (field case B09).
+pub fn wire_milters(text: &str, ours: &main_cf::Ours, stale: &[String]) -> (String, Vec<String>) {
     const LISTS: [&str; 2] = ["smtpd_milters", "non_smtpd_milters"];
     let mut new = text.to_string();
     let mut notes = Vec::new();
@@ -1542,8 +1532,9 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
             notes.push(match gone.is_empty() {
                 true => format!("{name} listed opendkim twice; it now lists it once"),
                 false => format!(
-                    "{name} pointed at opendkim as '{}'; it now uses '{ours}' once",
-                    gone.join("', '")
+                    "{name} pointed at opendkim as '{}'; it now uses '{}' once",
+                    gone.join("', '"),
+                    ours.address
                 ),
             });
         }
@@ -1562,7 +1553,7 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
     let reached = |text: &str, list: &str| {
         main_cf::effective_milters(text, list)
             .iter()
-            .filter(|a| *a == ours)
+            .filter(|a| ours.is(a))
             .count()
     };
     for list in LISTS {
@@ -1577,11 +1568,11 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
                 break;
             };
             let entries = main_cf::split_list(&value);
-            let literal = entries.iter().any(|e| main_cf::milter_address(e) == ours);
+            let literal = entries.iter().any(|e| ours.is(&main_cf::milter_address(e)));
             if before > 1 && literal {
                 let kept: Vec<String> = entries
                     .into_iter()
-                    .filter(|e| main_cf::milter_address(e) != ours)
+                    .filter(|e| !ours.is(&main_cf::milter_address(e)))
                     .collect();
                 new = main_cf::set(&new, list, &kept.join(", "));
                 notes.push(format!(
@@ -1609,7 +1600,7 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
         let mut entries = main_cf::split_list(&value);
         let at_ours = entries
             .iter()
-            .position(|e| main_cf::milter_address(e) == ours);
+            .position(|e| ours.is(&main_cf::milter_address(e)));
         let at_dmarc = entries.iter().position(|e| main_cf::is_opendmarc(e));
         if let (Some(o), Some(d)) = (at_ours, at_dmarc)
             && o > d
@@ -1626,6 +1617,24 @@ pub fn wire_milters(text: &str, ours: &str, stale: &[String]) -> (String, Vec<St
     (new, notes)
 }
 
+/// A unix socket outside Postfix's chroot cannot be reached by chrooted
+/// smtpd or cleanup (field case B08).
+fn check_chroot(sock: &str, queue_dir: &str, chrooted: bool) -> Result<()> {
+    if chrooted && !sock.starts_with(&format!("{}/", queue_dir.trim_end_matches('/'))) {
+        return Err(bad_hint(
+            format!(
+                "invalid socket 'local:{sock}': Postfix's smtpd runs chrooted in '{queue_dir}' \
+                 (master.cf), where '{sock}' does not exist"
+            ),
+            format!(
+                "use local:{queue_dir}/opendkim/opendkim.sock, or the default \
+                 inet:8891@127.0.0.1"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// True when master.cf runs smtpd or cleanup (the daemons that call
 /// milters) chrooted, so a unix socket must live under the queue directory.
 pub fn postfix_chrooted(master: &str) -> bool {
@@ -1639,14 +1648,15 @@ pub fn postfix_chrooted(master: &str) -> bool {
     })
 }
 
-/// Replace list entries that reach opendkim under another spelling
+/// Replace list entries that reach opendkim under another loopback name
 /// (`inet:localhost:8891` for `inet:127.0.0.1:8891`) or at its old socket
-/// with `ours`, and drop repeats of `ours`; every other entry keeps its
-/// place. Returns the new value and the addresses replaced, or `None` when
-/// nothing changes.
+/// with `ours`, and drop repeats; every other entry keeps its place, and so
+/// does the first one that reaches the unix socket in a spelling of its own
+/// (`unix:/opendkim/opendkim.sock`). Returns the new value and the
+/// addresses replaced, or `None` when nothing changes.
 fn replace_stale_milters(
     value: &str,
-    ours: &str,
+    ours: &main_cf::Ours,
     stale: &[String],
 ) -> Option<(String, Vec<String>)> {
     let mut seen = false;
@@ -1655,17 +1665,20 @@ fn replace_stale_milters(
     let mut out = Vec::new();
     for entry in main_cf::split_list(value) {
         let address = main_cf::milter_address(&entry);
-        let is_ours = address == ours;
-        if is_ours || same_milter(&address, ours) || stale.iter().any(|s| same_milter(&address, s))
-        {
-            if !is_ours {
+        let reaches = ours.is(&address);
+        if reaches || stale.iter().any(|s| ours.paths.same_milter(&address, s)) {
+            let kept =
+                address == ours.address || (reaches && ours.paths.unix_path(&address).is_some());
+            if !kept {
                 gone.push(address.clone());
             }
             if seen {
                 changed = true;
+            } else if kept {
+                out.push(entry);
             } else {
-                out.push(entry.replacen(&address, ours, 1));
-                changed |= !is_ours;
+                out.push(entry.replacen(&address, &ours.address, 1));
+                changed = true;
             }
             seen = true;
         } else {
@@ -1673,27 +1686,6 @@ fn replace_stale_milters(
         }
     }
     changed.then(|| (out.join(", "), gone))
-}
-
-/// True when two Postfix milter addresses reach the same listener: equal, or
-/// the same TCP port on loopback spelled differently.
-pub fn same_milter(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let inet = |s: &str| {
-        let rest = s.strip_prefix("inet:")?;
-        let (host, port) = rest.rsplit_once(':')?;
-        Some((
-            host.trim_matches(|c| c == '[' || c == ']').to_string(),
-            port.parse::<u16>().ok()?,
-        ))
-    };
-    let loopback = |h: &str| matches!(h, "localhost" | "127.0.0.1" | "::1");
-    match (inet(a), inet(b)) {
-        (Some((ha, pa)), Some((hb, pb))) => pa == pb && loopback(&ha) && loopback(&hb),
-        _ => false,
-    }
 }
 
 /// The hosts of an inline InternalHosts list (`csl:` or a bare comma list),
@@ -1740,9 +1732,13 @@ mod tests {
 
     const OURS: &str = "inet:127.0.0.1:8891";
 
+    fn ours() -> main_cf::Ours {
+        main_cf::Ours::new(OURS, main_cf::Paths::new("/var/spool/postfix", false))
+    }
+
     fn wired(tail: &str) -> String {
-        let (text, _) = wire_milters(tail, OURS, &[]);
-        let (again, notes) = wire_milters(&text, OURS, &[]);
+        let (text, _) = wire_milters(tail, &ours(), &[]);
+        let (again, notes) = wire_milters(&text, &ours(), &[]);
         assert_eq!(again, text, "second pass changed something: {notes:?}");
         text
     }
@@ -1750,20 +1746,23 @@ mod tests {
     #[test]
     fn stale_and_respelled_milters_are_replaced_once() {
         let (v, gone) =
-            replace_stale_milters("inet:localhost:8891, inet:127.0.0.1:8893", OURS, &[]).unwrap();
+            replace_stale_milters("inet:localhost:8891, inet:127.0.0.1:8893", &ours(), &[])
+                .unwrap();
         assert_eq!(v, "inet:127.0.0.1:8891, inet:127.0.0.1:8893");
         assert_eq!(gone, vec!["inet:localhost:8891"]);
         let stale = vec!["inet:127.0.0.1:8899".to_string()];
         let (v, _) =
-            replace_stale_milters("inet:127.0.0.1:8899, unix:clamav/x.ctl", OURS, &stale).unwrap();
+            replace_stale_milters("inet:127.0.0.1:8899, unix:clamav/x.ctl", &ours(), &stale)
+                .unwrap();
         assert_eq!(v, "inet:127.0.0.1:8891, unix:clamav/x.ctl");
-        assert!(replace_stale_milters("inet:127.0.0.1:11332", OURS, &stale).is_none());
+        assert!(replace_stale_milters("inet:127.0.0.1:11332", &ours(), &stale).is_none());
         let (v, _) =
-            replace_stale_milters("{ inet:localhost:8891, connect_timeout=10s }", OURS, &[])
+            replace_stale_milters("{ inet:localhost:8891, connect_timeout=10s }", &ours(), &[])
                 .unwrap();
         assert_eq!(v, "{ inet:127.0.0.1:8891, connect_timeout=10s }");
         let (v, gone) =
-            replace_stale_milters("inet:127.0.0.1:8891, inet:127.0.0.1:8891", OURS, &[]).unwrap();
+            replace_stale_milters("inet:127.0.0.1:8891, inet:127.0.0.1:8891", &ours(), &[])
+                .unwrap();
         assert_eq!((v.as_str(), gone.len()), (OURS, 0));
     }
 
@@ -1869,6 +1868,89 @@ mod tests {
             main_cf::get(&text, "smtpd_milters").unwrap(),
             "inet:127.0.0.1:8891, inet:127.0.0.1:8893, inet:127.0.0.1:11332"
         );
+    }
+
+    /// The wiring for opendkim at /var/spool/postfix/opendkim/opendkim.sock.
+    fn unix_ours(chrooted: bool) -> main_cf::Ours {
+        main_cf::Ours::new(
+            "unix:opendkim/opendkim.sock",
+            main_cf::Paths::new("/var/spool/postfix", chrooted),
+        )
+    }
+
+    #[test]
+    fn unix_spellings_that_reach_opendkim_in_the_chroot_are_kept_as_they_are() {
+        let ours = unix_ours(true);
+        let text = "smtpd_milters = unix:/opendkim/opendkim.sock\n\
+                    non_smtpd_milters = local:opendkim/opendkim.sock\n";
+        let (once, notes) = wire_milters(text, &ours, &[]);
+        assert_eq!(once, text, "{notes:?}");
+        assert!(notes.is_empty(), "{notes:?}");
+        for list in ["smtpd_milters", "non_smtpd_milters"] {
+            let reached = main_cf::effective_milters(&once, list);
+            assert_eq!(reached.iter().filter(|a| ours.is(a)).count(), 1, "{list}");
+        }
+    }
+
+    #[test]
+    fn unix_spellings_of_opendkim_are_listed_once() {
+        let ours = unix_ours(true);
+        let (text, notes) = wire_milters(
+            "smtpd_milters = unix:/opendkim/opendkim.sock, unix:rspamd/rspamd.sock, \
+             local:opendkim/opendkim.sock, unix:opendkim/opendkim.sock\n",
+            &ours,
+            &[],
+        );
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "unix:/opendkim/opendkim.sock, unix:rspamd/rspamd.sock"
+        );
+        assert_eq!(
+            notes,
+            ["smtpd_milters listed opendkim twice; it now lists it once"]
+        );
+        assert_eq!(wire_milters(&text, &ours, &[]).0, text);
+        // A literal entry beside a reference that reaches opendkim goes.
+        let (text, _) = wire_milters(
+            "dkim = local:/opendkim/opendkim.sock\nsmtpd_milters = $dkim\n\
+             non_smtpd_milters = $smtpd_milters, unix:opendkim/opendkim.sock\n",
+            &ours,
+            &[],
+        );
+        assert_eq!(
+            main_cf::get(&text, "non_smtpd_milters").unwrap(),
+            "$smtpd_milters"
+        );
+        assert_eq!(wire_milters(&text, &ours, &[]).0, text);
+    }
+
+    #[test]
+    fn an_absolute_path_reaches_opendkim_without_the_chroot_only_when_it_is_the_real_one() {
+        let ours = unix_ours(false);
+        let text = "smtpd_milters = unix:/var/spool/postfix/opendkim/opendkim.sock\n\
+                    non_smtpd_milters = $smtpd_milters\n";
+        assert_eq!(wire_milters(text, &ours, &[]).0, text);
+        let (text, _) = wire_milters("smtpd_milters = unix:/opendkim/opendkim.sock\n", &ours, &[]);
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "unix:opendkim/opendkim.sock, unix:/opendkim/opendkim.sock"
+        );
+    }
+
+    #[test]
+    fn an_old_unix_socket_in_another_spelling_is_replaced() {
+        let ours = unix_ours(true);
+        let stale = vec!["unix:opendkim/old.sock".to_string()];
+        let (text, notes) = wire_milters(
+            "smtpd_milters = local:/opendkim/old.sock, unix:rspamd\n",
+            &ours,
+            &stale,
+        );
+        assert_eq!(
+            main_cf::get(&text, "smtpd_milters").unwrap(),
+            "unix:opendkim/opendkim.sock, unix:rspamd"
+        );
+        assert!(notes[0].contains("'local:/opendkim/old.sock'"), "{notes:?}");
     }
 
     #[test]

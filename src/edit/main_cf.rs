@@ -15,6 +15,11 @@
 //! other entry (rspamd, clamav, `$name` indirections, `{ ... }` groups) is kept
 //! in its order. A list that already holds our address is returned unchanged, so
 //! a second run leaves `main.cf` byte-identical.
+//!
+//! "Our address" is any spelling Postfix connects to the same socket with
+//! ([`Paths::same_milter`]): `local:` and `unix:` are synonyms, a unix path is
+//! read from the queue directory (inside its chroot when smtpd or cleanup runs
+//! chrooted), and loopback TCP names are one listener.
 
 /// Value of the last definition of `name`, continuation lines joined with single
 /// spaces, trimmed.
@@ -65,30 +70,134 @@ pub fn set(text: &str, name: &str, value: &str) -> String {
     out
 }
 
+/// How Postfix's milter clients (smtpd for `smtpd_milters`, cleanup for
+/// `non_smtpd_milters`) read a unix socket path: from the queue directory,
+/// chrooted there or not (master.cf).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paths {
+    /// `queue_directory`, absolute.
+    pub queue_dir: String,
+    /// True when smtpd or cleanup runs chrooted in the queue directory.
+    pub chrooted: bool,
+}
+
+impl Paths {
+    pub fn new(queue_dir: &str, chrooted: bool) -> Self {
+        Paths {
+            queue_dir: queue_dir.to_string(),
+            chrooted,
+        }
+    }
+
+    /// True when Postfix milter addresses `a` and `b` reach the same listener:
+    /// equal; the same TCP port on loopback spelled differently
+    /// (`inet:localhost:8891`, `inet:[::1]:8891`, `inet:127.0.0.1:8891`); or
+    /// `unix:`/`local:` paths that name the same file as Postfix reads them.
+    pub fn same_milter(&self, a: &str, b: &str) -> bool {
+        let (a, b) = (a.trim(), b.trim());
+        if a == b {
+            return true;
+        }
+        if let (Some(pa), Some(pb)) = (self.unix_path(a), self.unix_path(b)) {
+            return pa == pb;
+        }
+        let inet = |s: &str| {
+            let rest = s.strip_prefix("inet:")?;
+            let (host, port) = rest.rsplit_once(':')?;
+            Some((
+                host.trim_matches(|c| c == '[' || c == ']').to_string(),
+                port.parse::<u16>().ok()?,
+            ))
+        };
+        let loopback = |h: &str| matches!(h, "localhost" | "127.0.0.1" | "::1");
+        match (inet(a), inet(b)) {
+            (Some((ha, pa)), Some((hb, pb))) => pa == pb && loopback(&ha) && loopback(&hb),
+            _ => false,
+        }
+    }
+
+    /// The file a `unix:` or `local:` milter address names, as seen from
+    /// outside the chroot; None for other types or an empty path. Postfix
+    /// daemons work in the queue directory, so a relative path is below it;
+    /// chrooted there, an absolute one is too (`..` stops at the chroot).
+    pub fn unix_path(&self, address: &str) -> Option<String> {
+        let path = address
+            .strip_prefix("unix:")
+            .or_else(|| address.strip_prefix("local:"))?;
+        if path.is_empty() {
+            return None;
+        }
+        let queue = lexical(&self.queue_dir);
+        Some(match (self.chrooted, path.starts_with('/')) {
+            (true, _) => {
+                let inner = lexical(path);
+                format!("{}{}", queue.trim_end_matches('/'), inner)
+            }
+            (false, true) => lexical(path),
+            (false, false) => lexical(&format!("{queue}/{path}")),
+        })
+    }
+}
+
+/// `path` made absolute from `/`, without empty and `.` components, each
+/// `..` taking the one before it away (never above `/`).
+fn lexical(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// opendkim's milter address as dkim-setup writes it, and how Postfix reads
+/// paths, to know it under the user's other spellings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ours {
+    pub address: String,
+    pub paths: Paths,
+}
+
+impl Ours {
+    pub fn new(address: &str, paths: Paths) -> Self {
+        Ours {
+            address: address.trim().to_string(),
+            paths,
+        }
+    }
+
+    /// True when milter `address` reaches opendkim ([`Paths::same_milter`]).
+    pub fn is(&self, address: &str) -> bool {
+        self.paths.same_milter(address, &self.address)
+    }
+}
+
 /// The new milter list value with `ours` merged into `current` (see the module notes).
-pub fn merge_milters(current: Option<&str>, ours: &str) -> String {
-    let ours = ours.trim();
+pub fn merge_milters(current: Option<&str>, ours: &Ours) -> String {
     let Some(current) = current.filter(|c| !c.trim().is_empty()) else {
-        return ours.to_string();
+        return ours.address.clone();
     };
     let mut entries = split_list(current);
-    if entries.iter().any(|e| milter_address(e) == ours) {
+    if entries.iter().any(|e| ours.is(&milter_address(e))) {
         return current.to_string();
     }
     let at = entries.iter().position(|e| is_opendmarc(e)).unwrap_or(0);
-    entries.insert(at, ours.to_string());
+    entries.insert(at, ours.address.clone());
     entries.join(", ")
 }
 
 /// The new value of milter list `name` in `text`: [`merge_milters`] on its current
 /// value, except that a list which already reaches `ours` through `$name`
 /// references (`non_smtpd_milters = $smtpd_milters`) is returned unchanged.
-pub fn merged_milter_value(text: &str, name: &str, ours: &str) -> String {
+pub fn merged_milter_value(text: &str, name: &str, ours: &Ours) -> String {
     let current = get(text, name);
     if let Some(current) = &current
-        && effective_milters(text, name)
-            .iter()
-            .any(|a| a == ours.trim())
+        && effective_milters(text, name).iter().any(|a| ours.is(a))
     {
         return current.clone();
     }
@@ -153,10 +262,9 @@ pub fn effective_milters(text: &str, name: &str) -> Vec<String> {
 /// `$name` reference that reaches `ours` again gives way to its own entries,
 /// treated the same way (`$a, $a` with `a = ours` becomes `$a`). A reference
 /// whose value holds an unclosed `{` group, which Postfix refuses, stays.
-pub fn reach_once(text: &str, name: &str, ours: &str) -> Option<String> {
-    let ours = ours.trim();
+pub fn reach_once(text: &str, name: &str, ours: &Ours) -> Option<String> {
     let reached = effective_milters(text, name);
-    if reached.iter().filter(|a| *a == ours).count() < 2 {
+    if reached.iter().filter(|a| ours.is(a)).count() < 2 {
         return None;
     }
     let entries = split_list(&get(text, name)?);
@@ -171,7 +279,7 @@ pub fn reach_once(text: &str, name: &str, ours: &str) -> Option<String> {
 /// itself first); `seen` tells whether an earlier entry reached `ours`.
 fn once_into(
     text: &str,
-    ours: &str,
+    ours: &Ours,
     entries: Vec<String>,
     path: &mut Vec<String>,
     seen: &mut bool,
@@ -179,7 +287,7 @@ fn once_into(
 ) {
     for entry in entries {
         let Some(inner) = reference(&entry).map(str::to_string) else {
-            let is_ours = milter_address(&entry) == ours;
+            let is_ours = ours.is(&milter_address(&entry));
             if !(is_ours && *seen) {
                 *seen |= is_ours;
                 out.push(entry);
@@ -197,7 +305,7 @@ fn once_into(
         let mut reached = Vec::new();
         let mut visiting = vec![path[0].clone(), inner.clone()];
         expand_into(text, &inner, &mut visiting, &mut reached);
-        let count = reached.iter().filter(|a| *a == ours).count();
+        let count = reached.iter().filter(|a| ours.is(a)).count();
         let own = split_list(&get(text, &inner).unwrap_or_default());
         if count == 0 || (count == 1 && !*seen) || !own.iter().all(|e| is_closed(e)) {
             *seen |= count > 0;
@@ -337,15 +445,19 @@ mod tests {
 
     const OURS: &str = "inet:127.0.0.1:8891";
 
+    fn ours() -> Ours {
+        Ours::new(OURS, Paths::new("/var/spool/postfix", false))
+    }
+
     /// What the wizard does to main.cf: the two milter settings and both lists.
     fn wire(text: &str) -> String {
         let text = set(text, "milter_default_action", "accept");
         let text = set(&text, "milter_protocol", "6");
-        let smtpd = merged_milter_value(&text, "smtpd_milters", OURS);
+        let smtpd = merged_milter_value(&text, "smtpd_milters", &ours());
         let text = set(&text, "smtpd_milters", &smtpd);
         let non_smtpd = match get(&text, "non_smtpd_milters") {
             None => "$smtpd_milters".to_string(),
-            Some(_) => merged_milter_value(&text, "non_smtpd_milters", OURS),
+            Some(_) => merged_milter_value(&text, "non_smtpd_milters", &ours()),
         };
         set(&text, "non_smtpd_milters", &non_smtpd)
     }
@@ -385,18 +497,18 @@ mod tests {
     #[test]
     fn merge_puts_opendkim_before_opendmarc() {
         assert_eq!(
-            merge_milters(Some("inet:127.0.0.1:8893"), OURS),
+            merge_milters(Some("inet:127.0.0.1:8893"), &ours()),
             "inet:127.0.0.1:8891, inet:127.0.0.1:8893"
         );
         assert_eq!(
             merge_milters(
                 Some("inet:localhost:11332 unix:opendmarc/opendmarc.sock"),
-                OURS
+                &ours()
             ),
             "inet:localhost:11332, inet:127.0.0.1:8891, unix:opendmarc/opendmarc.sock"
         );
         assert_eq!(
-            merge_milters(Some("$dkim_milter,inet:[::1]:8893"), OURS),
+            merge_milters(Some("$dkim_milter,inet:[::1]:8893"), &ours()),
             "$dkim_milter, inet:127.0.0.1:8891, inet:[::1]:8893"
         );
     }
@@ -404,23 +516,23 @@ mod tests {
     #[test]
     fn merge_puts_opendkim_first_without_opendmarc() {
         assert_eq!(
-            merge_milters(Some("inet:localhost:11332"), OURS),
+            merge_milters(Some("inet:localhost:11332"), &ours()),
             "inet:127.0.0.1:8891, inet:localhost:11332"
         );
         assert_eq!(
-            merge_milters(Some("unix:clamav/clamav-milter.ctl"), OURS),
+            merge_milters(Some("unix:clamav/clamav-milter.ctl"), &ours()),
             "inet:127.0.0.1:8891, unix:clamav/clamav-milter.ctl"
         );
         assert_eq!(
-            merge_milters(Some("$smtpd_milters"), OURS),
+            merge_milters(Some("$smtpd_milters"), &ours()),
             "inet:127.0.0.1:8891, $smtpd_milters"
         );
     }
 
     #[test]
     fn merge_of_empty_is_ours() {
-        assert_eq!(merge_milters(None, OURS), OURS);
-        assert_eq!(merge_milters(Some("  "), OURS), OURS);
+        assert_eq!(merge_milters(None, &ours()), OURS);
+        assert_eq!(merge_milters(Some("  "), &ours()), OURS);
     }
 
     #[test]
@@ -431,17 +543,17 @@ mod tests {
             "inet:localhost:11332   inet:127.0.0.1:8891",
             "{ inet:127.0.0.1:8891, connect_timeout=10s, default_action=accept }, $x",
         ] {
-            assert_eq!(merge_milters(Some(current), OURS), current);
+            assert_eq!(merge_milters(Some(current), &ours()), current);
         }
-        let once = merge_milters(Some("inet:127.0.0.1:8893"), OURS);
-        assert_eq!(merge_milters(Some(&once), OURS), once);
+        let once = merge_milters(Some("inet:127.0.0.1:8893"), &ours());
+        assert_eq!(merge_milters(Some(&once), &ours()), once);
     }
 
     #[test]
     fn merge_keeps_groups_whole() {
         let current = "{ inet:127.0.0.1:8893, default_action = tempfail }";
         assert_eq!(
-            merge_milters(Some(current), OURS),
+            merge_milters(Some(current), &ours()),
             "inet:127.0.0.1:8891, { inet:127.0.0.1:8893, default_action = tempfail }"
         );
     }
@@ -546,20 +658,20 @@ mod tests {
     fn merged_value_sees_through_references() {
         let text = "smtpd_milters = inet:127.0.0.1:8891\nnon_smtpd_milters = $smtpd_milters\n";
         assert_eq!(
-            merged_milter_value(text, "non_smtpd_milters", OURS),
+            merged_milter_value(text, "non_smtpd_milters", &ours()),
             "$smtpd_milters"
         );
-        assert_eq!(merged_milter_value(text, "smtpd_milters", OURS), OURS);
+        assert_eq!(merged_milter_value(text, "smtpd_milters", &ours()), OURS);
         // A reference that does not reach us is kept, and we go in front.
         let text = "smtpd_milters = inet:localhost:11332\nnon_smtpd_milters = $smtpd_milters\n";
         assert_eq!(
-            merged_milter_value(text, "non_smtpd_milters", OURS),
+            merged_milter_value(text, "non_smtpd_milters", &ours()),
             "inet:127.0.0.1:8891, $smtpd_milters"
         );
-        assert_eq!(merged_milter_value("", "smtpd_milters", OURS), OURS);
+        assert_eq!(merged_milter_value("", "smtpd_milters", &ours()), OURS);
         // Plain merge_milters cannot see through `$smtpd_milters`: that is why this exists.
         assert_eq!(
-            merge_milters(Some("$smtpd_milters"), OURS),
+            merge_milters(Some("$smtpd_milters"), &ours()),
             "inet:127.0.0.1:8891, $smtpd_milters"
         );
     }
@@ -568,28 +680,165 @@ mod tests {
     fn reach_once_keeps_the_first_reference_and_splices_later_ones() {
         let text = "a = inet:127.0.0.1:8891\nsmtpd_milters = $a $a\n";
         assert_eq!(
-            reach_once(text, "smtpd_milters", OURS).as_deref(),
+            reach_once(text, "smtpd_milters", &ours()).as_deref(),
             Some("$a")
         );
         let text = "a = inet:127.0.0.1:8891\nb = unix:rspamd, ${a}\n\
                     smtpd_milters = $a, $b, inet:127.0.0.1:8893\n";
         assert_eq!(
-            reach_once(text, "smtpd_milters", OURS).as_deref(),
+            reach_once(text, "smtpd_milters", &ours()).as_deref(),
             Some("$a, unix:rspamd, inet:127.0.0.1:8893")
         );
         // Once, never, or only through a loop: nothing to do.
-        assert_eq!(reach_once(text, "b", OURS), None);
+        assert_eq!(reach_once(text, "b", &ours()), None);
         assert_eq!(
-            reach_once("smtpd_milters = unix:x\n", "smtpd_milters", OURS),
+            reach_once("smtpd_milters = unix:x\n", "smtpd_milters", &ours()),
             None
         );
         assert_eq!(
-            reach_once("smtpd_milters = $smtpd_milters\n", "smtpd_milters", OURS),
+            reach_once("smtpd_milters = $smtpd_milters\n", "smtpd_milters", &ours()),
             None
         );
         // An unclosed group cannot be spliced in.
         let text = "a = inet:127.0.0.1:8891\nb = inet:127.0.0.1:8891 {x\nm = $a $b\n";
-        assert_eq!(reach_once(text, "m", OURS), None);
+        assert_eq!(reach_once(text, "m", &ours()), None);
+    }
+
+    /// opendkim at /var/spool/postfix/opendkim/opendkim.sock, as the wizard
+    /// writes it for Postfix, with smtpd chrooted or not.
+    fn unix_ours(chrooted: bool) -> Ours {
+        Ours::new(
+            "unix:opendkim/opendkim.sock",
+            Paths::new("/var/spool/postfix", chrooted),
+        )
+    }
+
+    #[test]
+    fn same_milter_in_the_chroot_reads_every_path_from_the_queue_directory() {
+        let chroot = Paths::new("/var/spool/postfix", true);
+        for spelling in [
+            "unix:/opendkim/opendkim.sock",
+            "local:opendkim/opendkim.sock",
+            "local:/opendkim/opendkim.sock",
+            "unix:./opendkim//opendkim.sock",
+            "unix:/../opendkim/opendkim.sock",
+            " unix:opendkim/x/../opendkim.sock ",
+        ] {
+            assert!(
+                chroot.same_milter(spelling, "unix:opendkim/opendkim.sock"),
+                "{spelling}"
+            );
+            assert!(unix_ours(true).is(spelling), "{spelling}");
+        }
+        for other in [
+            // Inside the chroot, this is /var/spool/postfix/var/spool/postfix/...
+            "unix:/var/spool/postfix/opendkim/opendkim.sock",
+            "unix:/run/opendkim/opendkim.sock",
+            "unix:opendkim/opendkim.sock.old",
+            "unix:opendkim",
+            "unix:",
+            "inet:127.0.0.1:8891",
+            "opendkim/opendkim.sock",
+        ] {
+            assert!(!unix_ours(true).is(other), "{other}");
+        }
+        assert_eq!(
+            chroot.unix_path("local:/opendkim/opendkim.sock").as_deref(),
+            Some("/var/spool/postfix/opendkim/opendkim.sock")
+        );
+        let trailing = Paths::new("/var/spool/postfix/", true);
+        assert!(trailing.same_milter("unix:/a.sock", "unix:a.sock"));
+        assert_eq!(
+            trailing.unix_path("unix:a.sock").as_deref(),
+            Some("/var/spool/postfix/a.sock")
+        );
+    }
+
+    #[test]
+    fn same_milter_without_chroot_reads_relative_paths_from_the_queue_directory() {
+        let plain = Paths::new("/var/spool/postfix", false);
+        for spelling in [
+            "unix:/var/spool/postfix/opendkim/opendkim.sock",
+            "local:/var/spool/postfix/opendkim/opendkim.sock",
+            "local:opendkim/opendkim.sock",
+            "unix:/var/spool//postfix/./opendkim/opendkim.sock",
+        ] {
+            assert!(unix_ours(false).is(spelling), "{spelling}");
+        }
+        // Absolute means absolute outside a chroot.
+        assert!(!unix_ours(false).is("unix:/opendkim/opendkim.sock"));
+        assert!(plain.same_milter(
+            "local:/run/opendkim/opendkim.sock",
+            "unix:/run/opendkim/opendkim.sock"
+        ));
+        assert!(!plain.same_milter(
+            "unix:run/opendkim/opendkim.sock",
+            "unix:/run/opendkim/opendkim.sock"
+        ));
+    }
+
+    #[test]
+    fn same_milter_keeps_loopback_tcp_spellings_and_nothing_else() {
+        for chrooted in [false, true] {
+            let paths = Paths::new("/var/spool/postfix", chrooted);
+            for spelling in [
+                OURS,
+                "inet:localhost:8891",
+                "inet:[::1]:8891",
+                "inet:::1:8891",
+            ] {
+                assert!(paths.same_milter(spelling, OURS), "{spelling}");
+            }
+            for other in [
+                "inet:127.0.0.1:8892",
+                "inet:192.0.2.1:8891",
+                "inet:localhost:x",
+                "unix:127.0.0.1:8891",
+                "inet6:127.0.0.1:8891",
+            ] {
+                assert!(!paths.same_milter(other, OURS), "{other}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_unix_spelling_of_ours_is_neither_merged_again_nor_rewritten() {
+        let ours = unix_ours(true);
+        for current in [
+            "unix:/opendkim/opendkim.sock",
+            "local:opendkim/opendkim.sock, inet:127.0.0.1:8893",
+            "{ local:/opendkim/opendkim.sock, default_action=accept }",
+        ] {
+            assert_eq!(merge_milters(Some(current), &ours), current);
+        }
+        let text = "smtpd_milters = unix:/opendkim/opendkim.sock\n\
+                    non_smtpd_milters = $smtpd_milters\n";
+        assert_eq!(
+            merged_milter_value(text, "non_smtpd_milters", &ours),
+            "$smtpd_milters"
+        );
+        assert_eq!(
+            merged_milter_value(text, "smtpd_milters", &ours),
+            "unix:/opendkim/opendkim.sock"
+        );
+        // Without the chroot, that path is another socket: ours goes in front.
+        assert_eq!(
+            merged_milter_value(text, "smtpd_milters", &unix_ours(false)),
+            "unix:opendkim/opendkim.sock, unix:/opendkim/opendkim.sock"
+        );
+    }
+
+    #[test]
+    fn reach_once_counts_every_spelling_of_a_unix_socket() {
+        let ours = unix_ours(true);
+        let text = "a = unix:/opendkim/opendkim.sock\n\
+                    smtpd_milters = $a, local:opendkim/opendkim.sock, unix:rspamd\n";
+        assert_eq!(
+            reach_once(text, "smtpd_milters", &ours).as_deref(),
+            Some("$a, unix:rspamd")
+        );
+        let text = "a = unix:/opendkim/opendkim.sock\nsmtpd_milters = $a\n";
+        assert_eq!(reach_once(text, "smtpd_milters", &ours), None);
     }
 
     #[test]

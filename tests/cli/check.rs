@@ -28,8 +28,15 @@ struct Healthy {
 }
 
 fn healthy() -> Healthy {
+    healthy_with(&[])
+}
+
+/// A healthy tree set up by the wizard with `extra` arguments too.
+fn healthy_with(extra: &[&str]) -> Healthy {
     let tree = Tree::debian12();
-    tree.setup_example();
+    let mut args = vec!["-d", "example.test"];
+    args.extend(extra);
+    tree.wizard(&args).assert_ok();
     let out = tree.run(&["dns", "--format", "json"]);
     out.assert_ok();
     let doc = out.json();
@@ -1138,6 +1145,73 @@ fn b08_check_unix_socket_inside_the_chroot_passes() {
         "reaches opendkim at unix:opendkim/opendkim.sock",
     );
     assert_problems(&doc, &[]);
+}
+
+#[test]
+fn b08_check_unix_milter_spelled_another_way_inside_the_chroot_passes() {
+    // Chrooted smtpd and cleanup read both paths from /var/spool/postfix,
+    // and local: is unix: under another name.
+    let h = healthy_with(&[
+        "--socket",
+        "local:/var/spool/postfix/opendkim/opendkim.sock",
+    ]);
+    let main = h.tree.read(MAIN_CF);
+    assert!(main.contains("\nsmtpd_milters = unix:opendkim/opendkim.sock\n"));
+    h.tree.edit(
+        MAIN_CF,
+        "\nsmtpd_milters = unix:opendkim/opendkim.sock\n",
+        "\nsmtpd_milters = unix:/opendkim/opendkim.sock\n",
+    );
+    h.tree.edit(
+        MAIN_CF,
+        "\nnon_smtpd_milters = $smtpd_milters\n",
+        "\nnon_smtpd_milters = local:opendkim/opendkim.sock\n",
+    );
+    let (out, doc) = h.check();
+    out.assert_ok();
+    assert_check(
+        &doc,
+        "socket.smtpd_milters",
+        "pass",
+        "reaches opendkim at unix:opendkim/opendkim.sock (as unix:/opendkim/opendkim.sock)",
+    );
+    assert_check(
+        &doc,
+        "socket.non_smtpd_milters",
+        "pass",
+        "reaches opendkim at unix:opendkim/opendkim.sock (as local:opendkim/opendkim.sock)",
+    );
+    assert_problems(&doc, &[]);
+}
+
+#[test]
+fn b08_check_absolute_unix_milter_inside_the_chroot_is_not_the_spool_path() {
+    // Chrooted, /var/spool/postfix/opendkim/... is looked up below the
+    // chroot, at /var/spool/postfix/var/spool/postfix/opendkim/...
+    let h = healthy_with(&[
+        "--socket",
+        "local:/var/spool/postfix/opendkim/opendkim.sock",
+    ]);
+    h.tree.edit(
+        MAIN_CF,
+        "\nsmtpd_milters = unix:opendkim/opendkim.sock\n",
+        "\nsmtpd_milters = unix:/var/spool/postfix/opendkim/opendkim.sock\n",
+    );
+    let (out, doc) = h.check();
+    out.assert_code(1);
+    assert_check(
+        &doc,
+        "socket.smtpd_milters",
+        "fail",
+        "does not reach opendkim at unix:opendkim/opendkim.sock",
+    );
+    assert_problems(
+        &doc,
+        &[
+            ("socket.smtpd_milters", "fail"),
+            ("socket.non_smtpd_milters", "fail"),
+        ],
+    );
 }
 
 #[test]

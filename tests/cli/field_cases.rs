@@ -549,6 +549,87 @@ fn b08_spool_socket_directory_is_created_for_opendkim() {
     );
 }
 
+/// A tree set up for example.test on a unix socket in Postfix's spool, whose
+/// milter lists were then respelled by hand as `smtpd_milters` and
+/// `non_smtpd_milters`.
+fn unix_socket_respelled(smtpd: &str, non_smtpd: &str) -> Tree {
+    let tree = Tree::debian12();
+    tree.wizard(&[
+        "-d",
+        "example.test",
+        "--socket",
+        "local:/var/spool/postfix/opendkim/opendkim.sock",
+    ])
+    .assert_ok();
+    let main = tree.read(MAIN_CF);
+    assert!(main.contains("\nsmtpd_milters = unix:opendkim/opendkim.sock\n"));
+    assert!(main.contains("\nnon_smtpd_milters = $smtpd_milters\n"));
+    tree.edit(
+        MAIN_CF,
+        "\nsmtpd_milters = unix:opendkim/opendkim.sock\n",
+        &format!("\nsmtpd_milters = {smtpd}\n"),
+    );
+    tree.edit(
+        MAIN_CF,
+        "\nnon_smtpd_milters = $smtpd_milters\n",
+        &format!("\nnon_smtpd_milters = {non_smtpd}\n"),
+    );
+    tree
+}
+
+#[test]
+fn b08_unix_milter_spelled_another_way_inside_the_chroot_is_kept_not_added_again() {
+    let tree = unix_socket_respelled(
+        "unix:/opendkim/opendkim.sock",
+        "local:opendkim/opendkim.sock",
+    );
+    let before = tree.read_bytes(MAIN_CF);
+    tree.wizard(&[
+        "-d",
+        "example.test",
+        "--socket",
+        "local:/var/spool/postfix/opendkim/opendkim.sock",
+    ])
+    .assert_ok();
+    let main = tree.read(MAIN_CF);
+    assert_eq!(tree.read_bytes(MAIN_CF), before, "{main}");
+    assert_eq!(
+        milters(&main, "smtpd_milters"),
+        ["unix:/opendkim/opendkim.sock"]
+    );
+    assert_eq!(
+        milters(&main, "non_smtpd_milters"),
+        ["local:opendkim/opendkim.sock"]
+    );
+}
+
+#[test]
+fn b08_unix_milter_listed_twice_in_two_spellings_is_listed_once() {
+    let tree = unix_socket_respelled(
+        "unix:/opendkim/opendkim.sock, unix:opendkim/opendkim.sock",
+        "$smtpd_milters, local:/opendkim//opendkim.sock",
+    );
+    tree.wizard(&[
+        "-d",
+        "example.test",
+        "--socket",
+        "local:/var/spool/postfix/opendkim/opendkim.sock",
+    ])
+    .assert_ok()
+    .assert_output_has("smtpd_milters listed opendkim twice");
+    let main = tree.read(MAIN_CF);
+    assert_eq!(
+        milters(&main, "smtpd_milters"),
+        ["unix:/opendkim/opendkim.sock"],
+        "{main}"
+    );
+    assert_eq!(
+        milters(&main, "non_smtpd_milters"),
+        ["$smtpd_milters"],
+        "{main}"
+    );
+}
+
 // B09 — "localhost" resolves to ::1 first, or not at all
 
 #[test]
