@@ -632,20 +632,6 @@ pub fn undo(
         }
     }
 
-    // systemd reads a unit's drop-ins only on daemon-reload: one put back
-    // is not in force before that.
-    let unit_file = |p: &String| p.starts_with("/etc/systemd/");
-    let live = root.is_live() || std::env::var("DKIM_SETUP_RECORD_LIVE").is_ok_and(|v| v == "1");
-    if live
-        && root.exists("/run/systemd/system")
-        && (done.restored.iter().any(unit_file) || done.removed.iter().any(unit_file))
-    {
-        let reload = vec!["systemctl".to_string(), "daemon-reload".to_string()];
-        match run_undo(&reload) {
-            Ok(()) => done.commands.push(reload),
-            Err(e) => done.failed.push(format!("{e:#}")),
-        }
-    }
     done
 }
 

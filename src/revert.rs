@@ -419,6 +419,17 @@ pub struct Settled {
 /// recovery of an interrupted run and by the rollback of a failing one.
 pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undone) -> Settled {
     let mut settled = Settled::default();
+    let init = services::init_system(&ctx.root);
+
+    // systemd reads a unit's drop-ins only on daemon-reload: one put back
+    // is not in force before that, whatever else the run did.
+    let unit_file = |p: &String| p.starts_with("/etc/systemd/");
+    if ctx.services_live()
+        && init == Init::Systemd
+        && (undone.restored.iter().any(unit_file) || undone.removed.iter().any(unit_file))
+    {
+        run_noting(ctx, &words(&["systemctl", "daemon-reload"]), &mut settled);
+    }
     let acted: Vec<(&str, &str, &[String])> = past
         .changes
         .iter()
@@ -437,7 +448,6 @@ pub fn settle_services(ctx: &Ctx, profile: &Profile, past: &Past, undone: &Undon
     let enabled_by_run = acted
         .iter()
         .any(|(n, _, argv)| *n == opendkim && argv.iter().any(|a| a == "enable"));
-    let init = services::init_system(&ctx.root);
 
     if !ctx.services_live() {
         // An offline tree: only the enablement can be taken back.
