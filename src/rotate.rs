@@ -64,12 +64,10 @@ pub struct Slots {
     pub dir: String,
     /// The slot that signs: `a` or `b`.
     pub active: String,
-    #[serde(default)]
-    pub created: BTreeMap<String, u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<Pending>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retiring: Option<Retiring>,
+    /// The slots' keys, pending and retiring slot, as a domain's are kept
+    /// (by slot name, `a` or `b`, where a domain has selectors).
+    #[serde(flatten)]
+    pub keys: DomainState,
 }
 
 /// The selector each domain uses for a slot.
@@ -101,6 +99,34 @@ pub struct DomainState {
     pub pending: Option<Pending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retiring: Option<Retiring>,
+}
+
+/// The three steps of a rotation, the same for a domain's selectors and
+/// for the two slots.
+impl DomainState {
+    /// A new key under `selector`, made `now`, waits for DNS.
+    fn start(&mut self, selector: &str, now: u64) {
+        self.created.insert(selector.to_string(), now);
+        self.pending = Some(Pending {
+            selector: selector.to_string(),
+            since: now,
+        });
+    }
+
+    /// The pending key signs from `now`; `old` is kept until retired.
+    fn activate(&mut self, old: &str, now: u64) {
+        self.pending = None;
+        self.retiring = Some(Retiring {
+            selector: old.to_string(),
+            activated: now,
+        });
+    }
+
+    /// The old key `selector` is gone.
+    fn retire(&mut self, selector: &str) {
+        self.retiring = None;
+        self.created.remove(selector);
+    }
 }
 
 /// A new key generated and waiting for its DNS record.
@@ -604,12 +630,7 @@ impl Work<'_> {
         self.key_text = tables::merge_key_table(&self.key_text, &[entry])
             .map_err(|e| anyhow!("'{}' {e}", self.tables.key_path))?
             .text;
-        let ds = self.domain_state(domain);
-        ds.created.insert(selector.clone(), now);
-        ds.pending = Some(Pending {
-            selector: selector.clone(),
-            since: now,
-        });
+        self.domain_state(domain).start(&selector, now);
         self.said.push(format!(
             "a new {bits}-bit key for {domain} under selector '{selector}'; {domain} is still \
              signed with '{}'. Publish the record below, wait until DNS serves it, then run:\n\n  \
@@ -678,12 +699,7 @@ impl Work<'_> {
             .map_err(|e| anyhow!("'{}' {e}", self.tables.signing_path))?
             .text;
         self.reload = true;
-        let ds = self.domain_state(domain);
-        ds.pending = None;
-        ds.retiring = Some(Retiring {
-            selector: active.selector.clone(),
-            activated: now,
-        });
+        self.domain_state(domain).activate(&active.selector, now);
         self.said.push(format!(
             "{domain} is now signed with selector '{}'. Keep the old record {}._domainkey.{domain} \
              published: mail signed before this moment still needs it. After {} run:\n\n  \
@@ -768,9 +784,7 @@ impl Work<'_> {
                 self.records.push(txt(&old.name, value));
             }
         }
-        let ds = self.domain_state(domain);
-        ds.retiring = None;
-        ds.created.remove(&retiring.selector);
+        self.domain_state(domain).retire(&retiring.selector);
         self.said.push(format!(
             "the old key '{}' of {domain} is retired: the DNS record {}._domainkey.{domain} may \
              now be deleted",
@@ -788,7 +802,7 @@ impl Work<'_> {
         bits: Option<u32>,
         now: u64,
     ) -> Result<()> {
-        if let Some(p) = &slots.pending {
+        if let Some(p) = &slots.keys.pending {
             let name = slot_record_name(&slots.host, &p.selector);
             self.said.push(format!(
                 "a new key in slot {} is already pending since {}: nothing to do; publish \
@@ -801,7 +815,7 @@ impl Work<'_> {
             }
             return Ok(());
         }
-        if let Some(r) = &slots.retiring {
+        if let Some(r) = &slots.keys.retiring {
             bail!(
                 "the old key of slot {} is not retired yet\nhint: retire it first: dkim-setup \
                  rotate --all --retire (after {})",
@@ -845,11 +859,7 @@ impl Work<'_> {
             .map_err(|e| anyhow!("'{}' {e}", self.tables.key_path))?
             .text;
         let s = self.state.slots.as_mut().expect("slot scheme");
-        s.created.insert(idle.to_string(), now);
-        s.pending = Some(Pending {
-            selector: idle.to_string(),
-            since: now,
-        });
+        s.keys.start(idle, now);
         self.said.push(format!(
             "a new {bits}-bit key in slot {idle} for {}; they still sign with slot {}. Publish \
              the one TXT record below at {record} (each domain's {selector}._domainkey CNAME \
@@ -871,7 +881,7 @@ impl Work<'_> {
         force: bool,
         now: u64,
     ) -> Result<()> {
-        let Some(pending) = slots.pending.clone() else {
+        let Some(pending) = slots.keys.pending.clone() else {
             bail!(
                 "no new slot key is pending: nothing to activate\nhint: start a rotation with \
                  'dkim-setup rotate --all'"
@@ -914,11 +924,7 @@ impl Work<'_> {
         self.reload = true;
         let s = self.state.slots.as_mut().expect("slot scheme");
         let old = std::mem::replace(&mut s.active, pending.selector.clone());
-        s.pending = None;
-        s.retiring = Some(Retiring {
-            selector: old.clone(),
-            activated: now,
-        });
+        s.keys.activate(&old, now);
         self.said.push(format!(
             "{} now sign with slot {} (selector {selector}). Keep {} published: mail signed \
              before this moment still needs it. After {} run:\n\n  dkim-setup rotate --all \
@@ -940,8 +946,8 @@ impl Work<'_> {
         force: bool,
         now: u64,
     ) -> Result<()> {
-        let Some(retiring) = slots.retiring.clone() else {
-            if let Some(p) = &slots.pending {
+        let Some(retiring) = slots.keys.retiring.clone() else {
+            if let Some(p) = &slots.keys.pending {
                 bail!(
                     "the new key in slot {} is not activated yet: the old one still signs\n\
                      hint: activate it first: dkim-setup rotate --all --activate",
@@ -989,8 +995,7 @@ impl Work<'_> {
         }
         self.reload = true;
         let s = self.state.slots.as_mut().expect("slot scheme");
-        s.retiring = None;
-        s.created.remove(&retiring.selector);
+        s.keys.retire(&retiring.selector);
         self.said.push(format!(
             "the old key of slot {} is retired: the TXT record {record} may now be deleted; \
              keep every domain's CNAMEs, the next rotation puts a new key in slot {} again",
@@ -1288,15 +1293,16 @@ pub fn status(global: &Global, args: &StatusArgs) -> Result<u8> {
             // The slots' state, told with the selectors the domain uses.
             let as_selector = |slot: &str| slot_selector(slot).to_string();
             ds.created = slots
+                .keys
                 .created
                 .iter()
                 .map(|(k, v)| (as_selector(k), *v))
                 .collect();
-            ds.pending = slots.pending.as_ref().map(|p| Pending {
+            ds.pending = slots.keys.pending.as_ref().map(|p| Pending {
                 selector: as_selector(&p.selector),
                 since: p.since,
             });
-            ds.retiring = slots.retiring.as_ref().map(|r| Retiring {
+            ds.retiring = slots.keys.retiring.as_ref().map(|r| Retiring {
                 selector: as_selector(&r.selector),
                 activated: r.activated,
             });

@@ -925,12 +925,10 @@ impl Planner<'_> {
             host,
             dir,
             active: active.clone(),
-            created: Default::default(),
-            pending: None,
-            retiring: None,
+            keys: Default::default(),
         });
         if created_now {
-            slots.created.insert(active, crate::rotate::now());
+            slots.keys.created.insert(active, crate::rotate::now());
         }
         let new = crate::rotate::state_text(state);
         self.file_step(
