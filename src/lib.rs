@@ -89,7 +89,11 @@ pub fn root_of(global: &cli::Global) -> Result<system::Root> {
     // `--root /tmp/..` or a link to / is the live system, and must be
     // treated as one (root needed, services started, no chroot).
     let base = std::fs::canonicalize(&base).unwrap_or(base);
-    Ok(system::Root::new(base))
+    let root = system::Root::new(base);
+    if !root.is_live() {
+        say::set_root(&root.base().display().to_string());
+    }
+    Ok(root)
 }
 
 /// The tree a changing command acts on, and its distribution: a live

@@ -611,20 +611,8 @@ fn report(
         .iter()
         .map(|d| format!("--domain {d}"))
         .collect();
-    // The exact command: a run on another tree is checked on that tree.
-    let root = global
-        .root
-        .as_ref()
-        .filter(|r| std::fs::canonicalize(r).ok().as_deref() != Some(std::path::Path::new("/")))
-        .map(|r| {
-            format!(
-                "--root {} ",
-                crate::edit::default_file::shell_quote(&r.display().to_string())
-            )
-        })
-        .unwrap_or_default();
     outln!(
-        "Once it is published, prove signing and DNS with:\n\n  dkim-setup {root}check {}",
+        "Once it is published, prove signing and DNS with:\n\n  dkim-setup check {}",
         domains.join(" ")
     );
 }

@@ -124,6 +124,11 @@ fn assert_check<'a>(doc: &'a Value, id: &str, status: &str, phrase: &str) -> &'a
 }
 
 /// Exactly these checks complain (in any order).
+/// The command the tool names in its fixes: on a tree, with its --root.
+fn me(h: &Healthy) -> String {
+    format!("dkim-setup --root {}", h.tree.root_str())
+}
+
 #[track_caller]
 fn assert_problems(doc: &Value, want: &[(&str, &str)]) {
     let mut got = problems(doc);
@@ -612,7 +617,7 @@ fn check_missing_key_table_fails() {
         c["fix"]
             .as_str()
             .unwrap()
-            .starts_with("run 'dkim-setup wizard --domain "),
+            .starts_with(&format!("run '{} wizard --domain ", me(&h))),
         "{c}"
     );
     assert_check(&doc, "tables.consistent", "skipped", "a table is missing");
@@ -634,7 +639,10 @@ fn check_missing_signing_table_fails_naming_it_and_the_wizard() {
     );
     assert_eq!(c["subject"], "/etc/opendkim/SigningTable");
     // The KeyTable still names the domain, so the fix does too.
-    assert_eq!(c["fix"], "run 'dkim-setup wizard --domain example.test'");
+    assert_eq!(
+        c["fix"],
+        format!("run '{} wizard --domain example.test'", me(&h))
+    );
     assert_check(&doc, "tables.consistent", "skipped", "a table is missing");
     assert_problems(&doc, &[("tables.signingtable", "fail")]);
     // Without a terminal too: the exit code and a FAIL line.
@@ -664,7 +672,10 @@ fn check_signing_table_without_active_entries_fails() {
         "fail",
         "the SigningTable '/etc/opendkim/SigningTable' has no active entries",
     );
-    assert_eq!(c["fix"], "run 'dkim-setup wizard --domain example.test'");
+    assert_eq!(
+        c["fix"],
+        format!("run '{} wizard --domain example.test'", me(&h))
+    );
     assert!(
         !checks(&doc)
             .iter()
@@ -684,7 +695,10 @@ fn check_empty_tables_fail_with_a_placeholder_domain_in_the_fix() {
     let c = assert_check(&doc, "tables.signingtable", "fail", "no active entries");
     assert_eq!(
         c["fix"],
-        "run 'dkim-setup wizard --domain DOMAIN' for each domain to sign"
+        format!(
+            "run '{} wizard --domain DOMAIN' for each domain to sign",
+            me(&h)
+        )
     );
     assert_problems(&doc, &[("tables.signingtable", "fail")]);
 }
@@ -740,7 +754,7 @@ fn check_key_not_pem_fails() {
     let broken = format!("/{KEY}.broken");
     assert!(fix.contains(&format!("mv '/{KEY}' '{broken}'")), "{fix}");
     assert!(
-        fix.contains("dkim-setup wizard --domain example.test"),
+        fix.contains(&format!("{} wizard --domain example.test", me(&h))),
         "{fix}"
     );
     fs::rename(h.tree.path(KEY), h.tree.path(&broken[1..])).unwrap();
@@ -1395,7 +1409,10 @@ fn check_unconfigured_domain_fails() {
         "no key is configured for other.example",
     );
     assert_eq!(c["subject"], "other.example");
-    assert_eq!(c["fix"], "run 'dkim-setup wizard --domain other.example'");
+    assert_eq!(
+        c["fix"],
+        format!("run '{} wizard --domain other.example'", me(&h))
+    );
     assert_problems(&doc, &[("tables.domain", "fail")]);
     // Only the domain asked for is checked.
     assert!(

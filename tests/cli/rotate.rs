@@ -65,6 +65,15 @@ fn the_selector_scheme_goes_through_start_activate_retire_gated_on_dns() {
     start.assert_ok();
     let doc = start.json();
     assert_eq!(doc["changed"], true);
+    // The next command, as printed, acts on this tree, not on this machine.
+    let next = format!(
+        "dkim-setup --root {} rotate --domain example.test --activate",
+        tree.root_str()
+    );
+    assert!(
+        doc["messages"][0].as_str().unwrap().contains(&next),
+        "{doc}"
+    );
     let record = doc["dns_records"][0].clone();
     assert_eq!(record["name"], "key1._domainkey.example.test");
     let new_value = record["value"].as_str().unwrap().to_string();
@@ -519,7 +528,10 @@ fn the_two_slot_cname_scheme_rotates_every_domain_at_once() {
     let out = tree.run(&["rotate", "-d", "example.test"]);
     out.assert_code(2);
     assert!(
-        out.stderr.contains("dkim-setup rotate --all"),
+        out.stderr.contains(&format!(
+            "dkim-setup --root {} rotate --all",
+            tree.root_str()
+        )),
         "{}",
         out.stderr
     );
