@@ -96,7 +96,7 @@ Examples:
   # Undo the last run
   dkim-setup revert
   # What undoing a given run would do
-  dkim-setup revert 20261204T101500Z-4242 --dry-run")]
+  dkim-setup revert 20261204T101500.000000Z-4242 --dry-run")]
     Revert(RevertArgs),
     /// Replace a domain's key without a signing gap: new key, activate, retire
     #[command(after_help = "\

@@ -298,8 +298,10 @@ fn list(global: &Global, ctx: &Ctx) -> Result<u8> {
         outln!("No run of dkim-setup has changed this system.");
         return Ok(0);
     }
+    // Run ids grow with the process id: the column fits the longest.
+    let width = infos.iter().map(|i| i.id.len()).max().unwrap_or(0);
     outln!(
-        "{:<28} {:<20} {:<20} {:>7}  COMMAND",
+        "{:<width$} {:<20} {:<20} {:>7}  COMMAND",
         "RUN",
         "STARTED (UTC)",
         "STATE",
@@ -307,7 +309,7 @@ fn list(global: &Global, ctx: &Ctx) -> Result<u8> {
     );
     for info in infos {
         outln!(
-            "{:<28} {:<20} {:<20} {:>7}  {}",
+            "{:<width$} {:<20} {:<20} {:>7}  {}",
             info.id,
             utc(info.started),
             info.state,
